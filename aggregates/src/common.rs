@@ -1,0 +1,171 @@
+//! What every aggregate shares: commands carry the time they were received ([`Timed`]), and
+//! Delius ids are allocated through the [`IdAllocator`] port while a command is decided, so
+//! that the id is recorded in the event and a replay never renumbers Delius.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// A command together with the moment the bridge received it. Decisions read the time from
+/// here, never from the wall clock, so replays and tests are deterministic.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Timed<C> {
+    /// When the input that produced this command was received (`received_at` metadata).
+    pub at: DateTime<Utc>,
+    /// The command itself.
+    pub command: C,
+}
+
+impl<C> Timed<C> {
+    /// Wraps `command` with the time it was received.
+    pub fn new(at: DateTime<Utc>, command: C) -> Self {
+        Self { at, command }
+    }
+}
+
+/// The Delius id sequences (schema `delius`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IdSequence {
+    Offender,
+    Event,
+    Disposal,
+    Requirement,
+    Custody,
+    Contact,
+    Nsi,
+    NsiManager,
+    NsiStatusHistory,
+    Enforcement,
+    Release,
+    Recall,
+    CustodyHistory,
+    PrisonOffenderManager,
+    ResponsibleOfficer,
+    OffenderManager,
+    KeyDate,
+    ContactAlert,
+    LicenceCondition,
+    Staff,
+}
+
+impl IdSequence {
+    /// Every sequence, for allocators that keep one counter each.
+    pub const ALL: [IdSequence; 20] = [
+        Self::Offender,
+        Self::Event,
+        Self::Disposal,
+        Self::Requirement,
+        Self::Custody,
+        Self::Contact,
+        Self::Nsi,
+        Self::NsiManager,
+        Self::NsiStatusHistory,
+        Self::Enforcement,
+        Self::Release,
+        Self::Recall,
+        Self::CustodyHistory,
+        Self::PrisonOffenderManager,
+        Self::ResponsibleOfficer,
+        Self::OffenderManager,
+        Self::KeyDate,
+        Self::ContactAlert,
+        Self::LicenceCondition,
+        Self::Staff,
+    ];
+
+    /// The PostgreSQL sequence behind this id, schema-qualified.
+    pub fn sequence_name(self) -> &'static str {
+        match self {
+            Self::Offender => "delius.offender_id_seq",
+            Self::Event => "delius.event_id_seq",
+            Self::Disposal => "delius.disposal_id_seq",
+            Self::Requirement => "delius.rqmnt_id_seq",
+            Self::Custody => "delius.custody_id_seq",
+            Self::Contact => "delius.contact_id_seq",
+            Self::Nsi => "delius.nsi_id_seq",
+            Self::NsiManager => "delius.nsi_manager_id_seq",
+            Self::NsiStatusHistory => "delius.nsi_status_history_id_seq",
+            Self::Enforcement => "delius.enforcement_id_seq",
+            Self::Release => "delius.release_id_seq",
+            Self::Recall => "delius.recall_id_seq",
+            Self::CustodyHistory => "delius.custody_history_id_seq",
+            Self::PrisonOffenderManager => "delius.prison_offender_manager_id_seq",
+            Self::ResponsibleOfficer => "delius.responsible_officer_id_seq",
+            Self::OffenderManager => "delius.offender_manager_id_seq",
+            Self::KeyDate => "delius.key_date_id_seq",
+            Self::ContactAlert => "delius.contact_alert_id_seq",
+            Self::LicenceCondition => "delius.lic_condition_id_seq",
+            Self::Staff => "delius.staff_id_seq",
+        }
+    }
+}
+
+/// The first id a sequence hands out; seeded baseline ids must be below it.
+pub const FIRST_ALLOCATED_ID: i64 = 10_000_000;
+
+/// An id could not be allocated (the database behind the allocator failed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdError(pub String);
+
+impl fmt::Display for IdError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "id allocation failed: {}", self.0)
+    }
+}
+
+impl std::error::Error for IdError {}
+
+/// A boxed, sendable future: the port is object-safe so one allocator serves every aggregate.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Port: allocates Delius ids when a command is decided. Implemented by a PostgreSQL sequence
+/// allocator and an in-memory one in the `delius-bridge` crate.
+pub trait IdAllocator: Send + Sync {
+    /// The next id of `sequence`.
+    fn next_id(&self, sequence: IdSequence) -> BoxFuture<'_, Result<i64, IdError>>;
+}
+
+/// Services given to every aggregate by the command bus.
+#[derive(Clone)]
+pub struct Services {
+    /// Delius id allocation.
+    pub ids: Arc<dyn IdAllocator>,
+}
+
+impl Services {
+    /// Services around the given id allocator.
+    pub fn new(ids: Arc<dyn IdAllocator>) -> Self {
+        Self { ids }
+    }
+}
+
+impl fmt::Debug for Services {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Services").finish_non_exhaustive()
+    }
+}
+
+/// A deterministic allocator for tests: every sequence counts up from [`FIRST_ALLOCATED_ID`].
+#[derive(Debug, Default)]
+pub struct CountingIds {
+    counters: std::sync::Mutex<std::collections::BTreeMap<IdSequence, i64>>,
+}
+
+impl IdAllocator for CountingIds {
+    fn next_id(&self, sequence: IdSequence) -> BoxFuture<'_, Result<i64, IdError>> {
+        let next = match self.counters.lock() {
+            Ok(mut counters) => {
+                let counter = counters.entry(sequence).or_insert(FIRST_ALLOCATED_ID - 1);
+                *counter += 1;
+                Ok(*counter)
+            }
+            Err(_) => Err(IdError("counter lock poisoned".into())),
+        };
+        Box::pin(async move { next })
+    }
+}

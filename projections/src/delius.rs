@@ -1,0 +1,203 @@
+//! The Delius projector: a pure function from a decoded event to the Delius rows it writes.
+//! It never reads a row, allocates an id or looks at the clock; the event carries every value.
+
+use serde::Serialize;
+use serde_json::{json, Map, Value};
+
+use aggregates::case::{CaseBaseline, CaseEvent};
+use aggregates::custody::{CustodyBaseline, CustodyEvent};
+use aggregates::pom::{PomBaseline, PomEvent};
+use aggregates::reference::{ReferenceEntry, ReferenceEvent};
+
+use crate::log::AnyEvent;
+use crate::rows::{Key, RowChange};
+
+/// The projector's name: its checkpoint row and advisory lock.
+pub const NAME: &str = "delius";
+
+/// The rows one event writes, in order.
+pub fn project(event: &AnyEvent) -> Vec<RowChange> {
+    match event {
+        AnyEvent::Reference(event) => {
+            let ReferenceEvent::ReferenceEntryRecorded { entry } = event.as_ref();
+            vec![reference_entry(entry)]
+        }
+        AnyEvent::Case(CaseEvent::CaseBaselineRecorded { baseline }) => case_baseline(baseline),
+        AnyEvent::Custody(CustodyEvent::CustodyBaselineRecorded { baseline }) => {
+            custody_baseline(baseline)
+        }
+        AnyEvent::Pom(PomEvent::PomBaselineRecorded { baseline }) => pom_baseline(baseline),
+    }
+}
+
+fn columns<T: Serialize>(value: &T) -> Map<String, Value> {
+    match serde_json::to_value(value) {
+        Ok(Value::Object(map)) => map,
+        _ => Map::new(),
+    }
+}
+
+fn reference_entry(entry: &ReferenceEntry) -> RowChange {
+    let values = match entry {
+        ReferenceEntry::Institution(e) => columns(e),
+        ReferenceEntry::ProbationArea(e) => columns(e),
+        ReferenceEntry::Pdu(e) => columns(e),
+        ReferenceEntry::Team(e) => columns(e),
+        ReferenceEntry::Staff(e) => columns(e),
+        ReferenceEntry::OfficeLocation(e) => columns(e),
+        ReferenceEntry::DisposalType(e) => columns(e),
+    };
+    RowChange::Upsert {
+        table: entry.table(),
+        key: Key::Code(entry.code().to_string()),
+        values,
+    }
+}
+
+fn case_baseline(baseline: &CaseBaseline) -> Vec<RowChange> {
+    let person = &baseline.person;
+    let offender_id = person.offender_id;
+    let mut rows = vec![RowChange::Upsert {
+        table: "offender",
+        key: Key::Id(offender_id),
+        values: columns(person),
+    }];
+    if let Some(manager) = &baseline.community_manager {
+        rows.push(RowChange::upsert(
+            "offender_manager",
+            manager.offender_manager_id,
+            json!({
+                "offender_id": offender_id,
+                "staff_code": manager.staff_code,
+                "team_code": manager.team_code,
+                "probation_area_code": manager.probation_area_code,
+                "allocation_date": manager.allocation_date,
+                "end_date": null,
+                "active": true,
+            }),
+        ));
+    }
+    for event in &baseline.events {
+        rows.push(RowChange::upsert(
+            "event",
+            event.event_id,
+            json!({
+                "offender_id": offender_id,
+                "event_number": event.event_number,
+                "active": event.active,
+                "referral_date": event.referral_date,
+                "ftc_count": event.ftc_count,
+                "in_breach": event.in_breach,
+                "breach_end": event.breach_end,
+                "first_release_date": event.first_release_date,
+                "soft_deleted": false,
+            }),
+        ));
+        if let Some(disposal) = &event.disposal {
+            rows.push(RowChange::upsert(
+                "disposal",
+                disposal.disposal_id,
+                json!({
+                    "event_id": event.event_id,
+                    "disposal_type_code": disposal.disposal_type_code,
+                    "sentence_type": disposal.sentence_type,
+                    "disposal_date": disposal.disposal_date,
+                    "active": disposal.active,
+                    "termination_date": disposal.termination_date,
+                }),
+            ));
+            for requirement in &disposal.requirements {
+                rows.push(RowChange::upsert(
+                    "requirement",
+                    requirement.requirement_id,
+                    json!({
+                        "disposal_id": disposal.disposal_id,
+                        "main_category_code": requirement.main_category_code,
+                        "active": requirement.active,
+                    }),
+                ));
+            }
+        }
+    }
+    rows
+}
+
+fn custody_baseline(baseline: &CustodyBaseline) -> Vec<RowChange> {
+    let mut rows = vec![RowChange::upsert(
+        "custody",
+        baseline.custody_id,
+        json!({
+            "disposal_id": baseline.disposal_id,
+            "custodial_status_code": baseline.custodial_status_code,
+            "institution_code": baseline.institution_code,
+            "status_change_date": baseline.status_change_date,
+            "location_change_date": baseline.location_change_date,
+        }),
+    )];
+    for release in &baseline.releases {
+        rows.push(RowChange::upsert(
+            "release",
+            release.release_id,
+            json!({
+                "custody_id": baseline.custody_id,
+                "offender_id": baseline.offender_id,
+                "release_type_code": release.release_type_code,
+                "actual_release_date": release.actual_release_date,
+                "institution_code": release.institution_code,
+                "probation_area_code": release.probation_area_code,
+            }),
+        ));
+        if let Some(recall) = &release.recall {
+            rows.push(RowChange::upsert(
+                "recall",
+                recall.recall_id,
+                json!({
+                    "release_id": release.release_id,
+                    "offender_id": baseline.offender_id,
+                    "recall_reason_code": recall.recall_reason_code,
+                    "recall_date": recall.recall_date,
+                }),
+            ));
+        }
+    }
+    for condition in &baseline.licence_conditions {
+        let mut values = columns(condition);
+        values.insert("disposal_id".into(), Value::from(baseline.disposal_id));
+        rows.push(RowChange::Upsert {
+            table: "licence_condition",
+            key: Key::Id(condition.lic_condition_id),
+            values,
+        });
+    }
+    rows
+}
+
+fn pom_baseline(baseline: &PomBaseline) -> Vec<RowChange> {
+    let mut rows = Vec::new();
+    for manager in &baseline.prison_managers {
+        let mut values = columns(manager);
+        values.insert("offender_id".into(), Value::from(baseline.offender_id));
+        rows.push(RowChange::Upsert {
+            table: "prison_offender_manager",
+            key: Key::Id(manager.prison_offender_manager_id),
+            values,
+        });
+    }
+    for officer in &baseline.responsible_officers {
+        let mut values = columns(officer);
+        values.insert("offender_id".into(), Value::from(baseline.offender_id));
+        rows.push(RowChange::Upsert {
+            table: "responsible_officer",
+            key: Key::Id(officer.responsible_officer_id),
+            values,
+        });
+    }
+    for key_date in &baseline.key_dates {
+        rows.push(RowChange::Upsert {
+            table: "key_date",
+            key: Key::Id(key_date.key_date_id),
+            values: columns(key_date),
+        });
+    }
+    rows
+}

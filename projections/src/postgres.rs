@@ -1,0 +1,453 @@
+//! PostgreSQL side of projections: reading the log in global order below the in-flight
+//! horizon, applying row changes in bulk, and the catch-up runner that keeps the `delius`
+//! tables current with one active instance per projector.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+use sqlx::postgres::PgRow;
+use sqlx::{Acquire, PgConnection, PgPool, Postgres, Row, Transaction};
+use tokio::sync::{watch, Notify};
+
+use crate::log::{DecodeError, RecordedEvent};
+use crate::rows::{self, Key, RowChange, Stamp, INSERT_ONLY_COLUMNS};
+use crate::Checkpoint;
+
+/// Why projecting failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectionError {
+    /// The database failed; the batch was rolled back and is retried.
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    /// An event cannot be decoded: the projector stops at it (it never skips an event).
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    /// A schema or table name that is not a plain lowercase identifier.
+    #[error("invalid identifier {0:?}")]
+    Identifier(String),
+}
+
+const SELECT_EVENTS: &str = "SELECT global_position, transaction_id::text::bigint AS txid, \
+     aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata, recorded_at \
+     FROM events";
+
+fn recorded_event(row: &PgRow) -> Result<RecordedEvent, sqlx::Error> {
+    Ok(RecordedEvent {
+        global_position: row.try_get("global_position")?,
+        transaction_id: row.try_get("txid")?,
+        aggregate_type: row.try_get("aggregate_type")?,
+        aggregate_id: row.try_get("aggregate_id")?,
+        sequence: row.try_get("sequence")?,
+        event_type: row.try_get("event_type")?,
+        event_version: row.try_get("event_version")?,
+        payload: row.try_get("payload")?,
+        metadata: row.try_get("metadata")?,
+        recorded_at: row.try_get("recorded_at")?,
+    })
+}
+
+/// Reads up to `limit` events after `after`, in global order, from transactions older than
+/// every transaction still in flight — so no event can later appear before the ones returned.
+/// With `until`, only events recorded at or before that moment.
+pub async fn read_events_after(
+    conn: &mut PgConnection,
+    after: Checkpoint,
+    limit: i64,
+    until: Option<DateTime<Utc>>,
+) -> Result<Vec<RecordedEvent>, sqlx::Error> {
+    let sql = format!(
+        "{SELECT_EVENTS} WHERE (transaction_id, global_position) > ($1::text::xid8, $2) \
+         AND transaction_id < pg_snapshot_xmin(pg_current_snapshot()) \
+         AND ($4::timestamptz IS NULL OR recorded_at <= $4) \
+         ORDER BY transaction_id, global_position LIMIT $3"
+    );
+    let rows = sqlx::query(&sql)
+        .bind(after.transaction_id.to_string())
+        .bind(after.global_position)
+        .bind(limit)
+        .bind(until)
+        .fetch_all(conn)
+        .await?;
+    rows.iter().map(recorded_event).collect()
+}
+
+/// Reads the events of one aggregate in sequence order (audit).
+pub async fn read_stream(
+    pool: &PgPool,
+    aggregate_type: &str,
+    aggregate_id: &str,
+) -> Result<Vec<RecordedEvent>, sqlx::Error> {
+    let sql = format!(
+        "{SELECT_EVENTS} WHERE aggregate_type = $1 AND aggregate_id = $2 ORDER BY sequence"
+    );
+    let rows = sqlx::query(&sql)
+        .bind(aggregate_type)
+        .bind(aggregate_id)
+        .fetch_all(pool)
+        .await?;
+    rows.iter().map(recorded_event).collect()
+}
+
+/// Checks that a schema or table name is a plain lowercase identifier.
+pub fn identifier(name: &str) -> Result<&str, ProjectionError> {
+    let mut chars = name.chars();
+    let valid = matches!(chars.next(), Some(c) if c.is_ascii_lowercase() || c == '_')
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if valid {
+        Ok(name)
+    } else {
+        Err(ProjectionError::Identifier(name.to_string()))
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Pending {
+    Upsert(Map<String, Value>),
+    Update(Map<String, Value>),
+    Delete,
+}
+
+/// Stages row changes and writes them in bulk: one statement per table, kind and column set
+/// (`jsonb_populate_recordset`). Changes to one row merge exactly as if applied one by one;
+/// where they cannot, the batch is flushed first.
+#[derive(Debug)]
+pub struct PgSink {
+    schema: String,
+    staged: BTreeMap<(&'static str, Key), Pending>,
+}
+
+fn merge(into: &mut Map<String, Value>, from: Map<String, Value>) {
+    for (column, value) in from {
+        if INSERT_ONLY_COLUMNS.contains(&column.as_str()) && into.contains_key(&column) {
+            continue;
+        }
+        into.insert(column, value);
+    }
+}
+
+impl PgSink {
+    /// A sink writing into `schema` (normally `delius`).
+    pub fn new(schema: &str) -> Result<Self, ProjectionError> {
+        Ok(Self {
+            schema: identifier(schema)?.to_string(),
+            staged: BTreeMap::new(),
+        })
+    }
+
+    /// Stages one stamped change, flushing first when it cannot merge with a staged one.
+    pub async fn push(
+        &mut self,
+        conn: &mut PgConnection,
+        change: RowChange,
+    ) -> Result<(), ProjectionError> {
+        let slot = (change.table(), change.key().clone());
+        let needs_flush = matches!(
+            (self.staged.get(&slot), &change),
+            (Some(Pending::Update(_)), RowChange::Upsert { .. })
+                | (Some(Pending::Delete), RowChange::Upsert { .. })
+        );
+        if needs_flush {
+            self.flush(conn).await?;
+        }
+        let pending = match (self.staged.remove(&slot), change) {
+            (_, RowChange::Delete { .. }) => Pending::Delete,
+            (Some(Pending::Delete), RowChange::Update { .. }) => Pending::Delete,
+            (None, RowChange::Upsert { values, .. }) => Pending::Upsert(values),
+            (None, RowChange::Update { values, .. }) => Pending::Update(values),
+            (Some(Pending::Upsert(mut staged)), RowChange::Upsert { values, .. })
+            | (Some(Pending::Upsert(mut staged)), RowChange::Update { values, .. }) => {
+                merge(&mut staged, values);
+                Pending::Upsert(staged)
+            }
+            (Some(Pending::Update(mut staged)), RowChange::Update { values, .. }) => {
+                merge(&mut staged, values);
+                Pending::Update(staged)
+            }
+            // Flushed above: nothing is staged for this row any more.
+            (Some(_), RowChange::Upsert { values, .. }) => Pending::Upsert(values),
+        };
+        self.staged.insert(slot, pending);
+        Ok(())
+    }
+
+    /// Writes everything staged.
+    pub async fn flush(&mut self, conn: &mut PgConnection) -> Result<(), ProjectionError> {
+        type Groups = BTreeMap<(&'static str, u8, Vec<String>), Vec<Value>>;
+        let mut groups: Groups = BTreeMap::new();
+        for ((table, key), pending) in std::mem::take(&mut self.staged) {
+            let def =
+                rows::table(table).ok_or_else(|| ProjectionError::Identifier(table.into()))?;
+            match pending {
+                Pending::Delete => {
+                    let mut row = Map::new();
+                    row.insert(def.key.to_string(), key.to_value());
+                    groups
+                        .entry((table, 0, vec![def.key.to_string()]))
+                        .or_default()
+                        .push(Value::Object(row));
+                }
+                Pending::Upsert(values) => {
+                    let columns = values.keys().cloned().collect();
+                    groups
+                        .entry((table, 1, columns))
+                        .or_default()
+                        .push(Value::Object(values));
+                }
+                Pending::Update(values) => {
+                    let columns = values.keys().cloned().collect();
+                    groups
+                        .entry((table, 2, columns))
+                        .or_default()
+                        .push(Value::Object(values));
+                }
+            }
+        }
+        for ((table, kind, columns), rows) in groups {
+            let def =
+                rows::table(table).ok_or_else(|| ProjectionError::Identifier(table.into()))?;
+            let target = format!("\"{}\".\"{}\"", self.schema, identifier(table)?);
+            let key = def.key;
+            for column in &columns {
+                identifier(column)?;
+            }
+            let quoted: Vec<String> = columns.iter().map(|c| format!("\"{c}\"")).collect();
+            let sql = match kind {
+                0 => format!(
+                    "DELETE FROM {target} t USING jsonb_populate_recordset(NULL::{target}, $1) r \
+                     WHERE t.\"{key}\" = r.\"{key}\""
+                ),
+                1 => {
+                    let updates: Vec<String> = columns
+                        .iter()
+                        .filter(|c| c.as_str() != key && !INSERT_ONLY_COLUMNS.contains(&c.as_str()))
+                        .map(|c| format!("\"{c}\" = EXCLUDED.\"{c}\""))
+                        .collect();
+                    let on_conflict = if updates.is_empty() {
+                        "DO NOTHING".to_string()
+                    } else {
+                        format!("DO UPDATE SET {}", updates.join(", "))
+                    };
+                    format!(
+                        "INSERT INTO {target} ({cols}) SELECT {cols} \
+                         FROM jsonb_populate_recordset(NULL::{target}, $1) \
+                         ON CONFLICT (\"{key}\") {on_conflict}",
+                        cols = quoted.join(", ")
+                    )
+                }
+                _ => {
+                    let sets: Vec<String> = columns
+                        .iter()
+                        .filter(|c| c.as_str() != key)
+                        .map(|c| format!("\"{c}\" = r.\"{c}\""))
+                        .collect();
+                    if sets.is_empty() {
+                        continue;
+                    }
+                    format!(
+                        "UPDATE {target} t SET {} FROM jsonb_populate_recordset(NULL::{target}, $1) r \
+                         WHERE t.\"{key}\" = r.\"{key}\"",
+                        sets.join(", ")
+                    )
+                }
+            };
+            sqlx::query(&sql)
+                .bind(Value::Array(rows))
+                .execute(&mut *conn)
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+/// Projects `events` (already in global order) into `schema` through `sink`'s staging.
+pub async fn project_events(
+    conn: &mut PgConnection,
+    sink: &mut PgSink,
+    events: &[RecordedEvent],
+) -> Result<(), ProjectionError> {
+    for event in events {
+        let decoded = event.decode()?;
+        let metadata = event.metadata()?;
+        let stamp = Stamp {
+            position: event.global_position,
+            at: metadata.received_at,
+            user: metadata.actor,
+        };
+        for change in crate::delius::project(&decoded) {
+            sink.push(conn, rows::stamp(change, &stamp)).await?;
+        }
+    }
+    sink.flush(conn).await
+}
+
+/// A projector's checkpoint as stored.
+pub async fn load_checkpoint(
+    conn: &mut PgConnection,
+    projector: &str,
+) -> Result<Checkpoint, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT transaction_id, global_position FROM projector_checkpoint WHERE projector = $1",
+    )
+    .bind(projector)
+    .fetch_optional(conn)
+    .await?;
+    Ok(match row {
+        Some(row) => Checkpoint {
+            transaction_id: row.try_get(0)?,
+            global_position: row.try_get(1)?,
+        },
+        None => Checkpoint::default(),
+    })
+}
+
+async fn save_checkpoint(
+    tx: &mut Transaction<'_, Postgres>,
+    projector: &str,
+    checkpoint: Checkpoint,
+    applied: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO projector_checkpoint (projector, transaction_id, global_position, events_applied, updated_at) \
+         VALUES ($1, $2, $3, $4, now()) \
+         ON CONFLICT (projector) DO UPDATE SET transaction_id = EXCLUDED.transaction_id, \
+         global_position = EXCLUDED.global_position, \
+         events_applied = projector_checkpoint.events_applied + EXCLUDED.events_applied, \
+         updated_at = now()",
+    )
+    .bind(projector)
+    .bind(checkpoint.transaction_id)
+    .bind(checkpoint.global_position)
+    .bind(applied)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Settings of a catch-up runner.
+#[derive(Debug, Clone)]
+pub struct RunnerConfig {
+    /// The projector's name (checkpoint row and advisory lock).
+    pub name: String,
+    /// The schema it writes.
+    pub schema: String,
+    /// Events per transaction.
+    pub batch_size: i64,
+    /// How long to sleep when caught up and not woken.
+    pub idle_poll: Duration,
+    /// How often a standby instance checks whether the lock is free.
+    pub standby_poll: Duration,
+}
+
+impl RunnerConfig {
+    /// The live Delius projector.
+    pub fn delius() -> Self {
+        Self {
+            name: crate::delius::NAME.to_string(),
+            schema: "delius".to_string(),
+            batch_size: 2_000,
+            idle_poll: Duration::from_millis(10),
+            standby_poll: Duration::from_millis(200),
+        }
+    }
+}
+
+/// Runs a catch-up projector until `shutdown` turns true. While another process holds the
+/// projector's advisory lock this one stands by, publishing the stored checkpoint so that
+/// in-process waiters still see progress.
+pub async fn run(
+    pool: PgPool,
+    config: RunnerConfig,
+    wake: Arc<Notify>,
+    progress: watch::Sender<Checkpoint>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let lock_key = format!("projector:{}", config.name);
+    let mut backoff = Duration::from_millis(50);
+    while !*shutdown.borrow() {
+        let outcome = run_once(&pool, &config, &lock_key, &wake, &progress, &mut shutdown).await;
+        match outcome {
+            Ok(()) => backoff = Duration::from_millis(50),
+            Err(error) => {
+                tracing::error!(projector = %config.name, %error, "projector failed; retrying");
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+}
+
+async fn run_once(
+    pool: &PgPool,
+    config: &RunnerConfig,
+    lock_key: &str,
+    wake: &Notify,
+    progress: &watch::Sender<Checkpoint>,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Result<(), ProjectionError> {
+    let mut conn = pool.acquire().await?.detach();
+    let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtext($1))")
+        .bind(lock_key)
+        .fetch_one(&mut conn)
+        .await?;
+    if !locked {
+        let checkpoint = load_checkpoint(&mut conn, &config.name).await?;
+        progress.send_if_modified(|current| replace_if_newer(current, checkpoint));
+        tokio::select! {
+            _ = tokio::time::sleep(config.standby_poll) => {}
+            _ = shutdown.changed() => {}
+        }
+        return Ok(());
+    }
+    tracing::info!(projector = %config.name, "projector active");
+    let mut checkpoint = load_checkpoint(&mut conn, &config.name).await?;
+    progress.send_if_modified(|current| replace_if_newer(current, checkpoint));
+    while !*shutdown.borrow() {
+        let applied = step(&mut conn, config, &mut checkpoint).await?;
+        if applied > 0 {
+            progress.send_if_modified(|current| replace_if_newer(current, checkpoint));
+            continue;
+        }
+        tokio::select! {
+            _ = wake.notified() => {}
+            _ = tokio::time::sleep(config.idle_poll) => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+    Ok(())
+}
+
+fn replace_if_newer(current: &mut Checkpoint, next: Checkpoint) -> bool {
+    if next > *current {
+        *current = next;
+        true
+    } else {
+        false
+    }
+}
+
+/// One batch: read, project, save the checkpoint, commit. Returns how many events it applied.
+pub async fn step(
+    conn: &mut PgConnection,
+    config: &RunnerConfig,
+    checkpoint: &mut Checkpoint,
+) -> Result<usize, ProjectionError> {
+    let mut tx = conn.begin().await?;
+    let events = read_events_after(&mut tx, *checkpoint, config.batch_size, None).await?;
+    let Some(last) = events.last() else {
+        tx.commit().await?;
+        return Ok(0);
+    };
+    let next = Checkpoint::of(last);
+    let mut sink = PgSink::new(&config.schema)?;
+    project_events(&mut tx, &mut sink, &events).await?;
+    save_checkpoint(&mut tx, &config.name, next, events.len() as i64).await?;
+    tx.commit().await?;
+    *checkpoint = next;
+    Ok(events.len())
+}

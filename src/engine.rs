@@ -1,0 +1,229 @@
+//! The engine: the command bus, its event log and the Delius projector, wired for PostgreSQL
+//! or for the embedded default (in-memory log and tables), with one shutdown for all tasks.
+//! Entry points (HTTP, AMQP, seed, demo) hold an `Engine` and nothing else.
+
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use sqlx::postgres::PgPoolOptions;
+use sqlx::PgPool;
+use tokio::sync::{watch, Notify};
+use tokio::task::JoinHandle;
+
+use aggregates::Services;
+use projections::memory::MemoryTables;
+use projections::postgres::RunnerConfig;
+use projections::Checkpoint;
+
+use crate::bus::{CommandBus, EventLog};
+use crate::ids::{MemoryIds, PgIds};
+use crate::store::{CommandOutcome, MemEventLog, PgEventLog};
+
+/// The migrations in `schema/`, embedded.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./schema");
+
+/// Where the engine keeps its state.
+#[derive(Debug, Clone)]
+pub enum Backend {
+    Postgres(PgPool),
+    Memory {
+        log: Arc<MemEventLog>,
+        tables: Arc<RwLock<MemoryTables>>,
+    },
+}
+
+/// The read side is not there yet.
+#[derive(Debug, thiserror::Error)]
+pub enum WaitError {
+    /// The projector did not reach the command's events in time; they are committed and will
+    /// appear. HTTP 503 with Retry-After.
+    #[error("projection did not catch up within {0:?}")]
+    Timeout(Duration),
+}
+
+/// The running engine.
+#[derive(Debug)]
+pub struct Engine {
+    pub bus: Arc<CommandBus>,
+    pub backend: Backend,
+    progress: watch::Receiver<Checkpoint>,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+/// Opens a PostgreSQL pool with bounded size and acquire timeout.
+pub async fn connect(database_url: &str, max_connections: u32) -> Result<PgPool, sqlx::Error> {
+    PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect(database_url)
+        .await
+}
+
+impl Engine {
+    /// An engine on PostgreSQL (migrations must have run) with its projector running.
+    pub fn postgres(pool: PgPool) -> Self {
+        Self::postgres_with(pool, RunnerConfig::delius())
+    }
+
+    /// An engine on PostgreSQL with the given projector settings.
+    pub fn postgres_with(pool: PgPool, runner: RunnerConfig) -> Self {
+        let wake = Arc::new(Notify::new());
+        let (progress_tx, progress) = watch::channel(Checkpoint::default());
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let services = Services::new(Arc::new(PgIds::new(pool.clone())));
+        let bus = CommandBus::new(
+            EventLog::Postgres(PgEventLog::new(pool.clone())),
+            services,
+            wake.clone(),
+        );
+        let projector = tokio::spawn(projections::postgres::run(
+            pool.clone(),
+            runner,
+            wake,
+            progress_tx,
+            shutdown_rx,
+        ));
+        Self {
+            bus: Arc::new(bus),
+            backend: Backend::Postgres(pool),
+            progress,
+            shutdown,
+            tasks: vec![projector],
+        }
+    }
+
+    /// The embedded default: nothing is durable.
+    pub fn memory() -> Self {
+        let wake = Arc::new(Notify::new());
+        let (progress_tx, progress) = watch::channel(Checkpoint::default());
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let log = Arc::new(MemEventLog::default());
+        let tables = Arc::new(RwLock::new(MemoryTables::default()));
+        let bus = CommandBus::new(
+            EventLog::Memory(log.clone()),
+            Services::new(Arc::new(MemoryIds::default())),
+            wake.clone(),
+        );
+        let projector = tokio::spawn(run_memory_projector(
+            log.clone(),
+            tables.clone(),
+            wake,
+            progress_tx,
+            shutdown_rx,
+        ));
+        Self {
+            bus: Arc::new(bus),
+            backend: Backend::Memory { log, tables },
+            progress,
+            shutdown,
+            tasks: vec![projector],
+        }
+    }
+
+    /// Where the Delius projector has got to.
+    pub fn progress(&self) -> Checkpoint {
+        *self.progress.borrow()
+    }
+
+    /// Waits until the Delius rows written by `outcome` are visible (read-your-writes).
+    pub async fn wait_for_projection(
+        &self,
+        outcome: &CommandOutcome,
+        timeout: Duration,
+    ) -> Result<(), WaitError> {
+        match outcome.checkpoint() {
+            Some(target) => self.wait_for_checkpoint(target, timeout).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Waits until the projector has passed `target`.
+    pub async fn wait_for_checkpoint(
+        &self,
+        target: Checkpoint,
+        timeout: Duration,
+    ) -> Result<(), WaitError> {
+        let mut progress = self.progress.clone();
+        let reached = tokio::time::timeout(timeout, progress.wait_for(|cp| *cp >= target)).await;
+        match reached {
+            Ok(Ok(_)) => Ok(()),
+            _ => Err(WaitError::Timeout(timeout)),
+        }
+    }
+
+    /// The position of the newest event in the log (where the projector must reach to show
+    /// everything written so far).
+    pub async fn head(&self) -> Result<Checkpoint, sqlx::Error> {
+        match &self.backend {
+            Backend::Postgres(pool) => {
+                let row: Option<(i64, i64)> = sqlx::query_as(
+                    "SELECT transaction_id::text::bigint, global_position FROM events \
+                     ORDER BY transaction_id DESC, global_position DESC LIMIT 1",
+                )
+                .fetch_optional(pool)
+                .await?;
+                Ok(row.map_or(
+                    Checkpoint::default(),
+                    |(transaction_id, global_position)| Checkpoint {
+                        transaction_id,
+                        global_position,
+                    },
+                ))
+            }
+            Backend::Memory { log, .. } => Ok(log.head()),
+        }
+    }
+
+    /// Stops the projector and waits for it.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        for task in self.tasks {
+            let _ = task.await;
+        }
+    }
+}
+
+async fn run_memory_projector(
+    log: Arc<MemEventLog>,
+    tables: Arc<RwLock<MemoryTables>>,
+    wake: Arc<Notify>,
+    progress: watch::Sender<Checkpoint>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut checkpoint = Checkpoint::default();
+    while !*shutdown.borrow() {
+        let events = match log.read_after(checkpoint, 10_000) {
+            Ok(events) => events,
+            Err(error) => {
+                tracing::error!(%error, "embedded projector cannot read the log");
+                return;
+            }
+        };
+        if let Some(last) = events.last() {
+            let next = Checkpoint::of(last);
+            match tables.write() {
+                Ok(mut tables) => {
+                    for event in &events {
+                        if let Err(error) = tables.apply_event(event) {
+                            tracing::error!(%error, "embedded projector stopped at an undecodable event");
+                            return;
+                        }
+                    }
+                }
+                Err(_) => {
+                    tracing::error!("embedded tables lock poisoned");
+                    return;
+                }
+            }
+            checkpoint = next;
+            let _ = progress.send(checkpoint);
+            continue;
+        }
+        tokio::select! {
+            _ = wake.notified() => {}
+            _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+}

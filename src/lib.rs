@@ -1,0 +1,27 @@
+//! delius-bridge: keeps Delius (probation case management) in step with Refer and Monitor an
+//! Intervention, prison custody events, Manage POM Cases and Resettlement Passport.
+//!
+//! HTTP requests and domain events become commands on the [`bus::CommandBus`]; commands go to
+//! event-sourced aggregates (crate `aggregates`); their events are projected into Delius rows
+//! (crate `projections`). See ARCHITECTURE.md.
+//!
+//! # Layout
+//! - [`config`]: the command line and environment (clap).
+//! - [`engine`]: wires the bus, the event log and the projector for PostgreSQL or memory.
+//! - [`bus`]: the command bus; [`store`]: the event log it appends to; [`ids`]: Delius ids.
+//! - [`seed`]: loads a Delius baseline file through the bus.
+//! - [`http`]: the axum router (health, info); [`amqp`]: the broker connection.
+//! - [`cli`]: one module per subcommand (serve, demo, seed, migrate); [`render`]: text tables.
+//! - [`telemetry`]: tracing setup.
+
+pub mod amqp;
+pub mod bus;
+pub mod cli;
+pub mod config;
+pub mod engine;
+pub mod http;
+pub mod ids;
+pub mod render;
+pub mod seed;
+pub mod store;
+pub mod telemetry;

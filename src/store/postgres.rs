@@ -1,0 +1,139 @@
+//! The PostgreSQL event log: loads through postgres-es's `PostgresEventRepository`, appends
+//! events and the command-log row in one transaction of its own (postgres-es's `persist` owns
+//! its transaction and could not hold the command log).
+
+use cqrs_es::persist::{PersistedEventRepository, SerializedEvent};
+use cqrs_es::Aggregate;
+use postgres_es::PostgresEventRepository;
+use serde_json::Value;
+use sqlx::{PgPool, Row};
+
+use super::{AppendBatch, AppendError, CommandOutcome, StoreError, WrittenEvent};
+
+/// The event log in PostgreSQL.
+#[derive(Clone)]
+pub struct PgEventLog {
+    pool: PgPool,
+}
+
+impl std::fmt::Debug for PgEventLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgEventLog").finish_non_exhaustive()
+    }
+}
+
+impl PgEventLog {
+    /// A log on `pool` (migrations already run).
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+
+    /// The pool behind the log.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// The stored events of one aggregate, in sequence order.
+    pub async fn load<A: Aggregate>(&self, id: &str) -> Result<Vec<SerializedEvent>, StoreError> {
+        let repository = PostgresEventRepository::new(self.pool.clone());
+        Ok(repository.get_events::<A>(id).await?)
+    }
+
+    /// The recorded outcome of a message for an aggregate, if any.
+    pub async fn outcome(
+        &self,
+        message_id: &str,
+        aggregate_type: &str,
+        aggregate_id: &str,
+    ) -> Result<Option<CommandOutcome>, StoreError> {
+        let outcome: Option<Value> = sqlx::query_scalar(
+            "SELECT outcome FROM command_log \
+             WHERE message_id = $1 AND aggregate_type = $2 AND aggregate_id = $3",
+        )
+        .bind(message_id)
+        .bind(aggregate_type)
+        .bind(aggregate_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(outcome.map(serde_json::from_value).transpose()?)
+    }
+
+    /// Appends a command's events and its command-log row atomically.
+    pub async fn append(&self, batch: AppendBatch<'_>) -> Result<CommandOutcome, AppendError> {
+        let metadata = serde_json::to_value(batch.metadata).map_err(StoreError::from)?;
+        let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
+        let mut written = Vec::with_capacity(batch.events.len());
+        let mut transaction_id = None;
+        if !batch.events.is_empty() {
+            let first = batch.expected_sequence as i64 + 1;
+            let sequences: Vec<i64> = (first..first + batch.events.len() as i64).collect();
+            let types: Vec<&str> = batch.events.iter().map(|e| e.event_type.as_str()).collect();
+            let versions: Vec<&str> = batch
+                .events
+                .iter()
+                .map(|e| e.event_version.as_str())
+                .collect();
+            let payloads: Vec<Value> = batch.events.iter().map(|e| e.payload.clone()).collect();
+            let rows = sqlx::query(
+                "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) \
+                 SELECT $1, $2, s, t, v, p::json, $7::json \
+                 FROM unnest($3::bigint[], $4::text[], $5::text[], $6::jsonb[]) AS u(s, t, v, p) \
+                 RETURNING sequence, global_position, transaction_id::text::bigint AS txid, event_type",
+            )
+            .bind(batch.aggregate_type)
+            .bind(batch.aggregate_id)
+            .bind(&sequences)
+            .bind(&types)
+            .bind(&versions)
+            .bind(&payloads)
+            .bind(&metadata)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(|e| classify(e, "events_pkey", AppendError::Conflict))?;
+            for row in rows {
+                transaction_id = Some(row.try_get::<i64, _>("txid").map_err(StoreError::from)?);
+                written.push(WrittenEvent {
+                    sequence: row.try_get("sequence").map_err(StoreError::from)?,
+                    global_position: row.try_get("global_position").map_err(StoreError::from)?,
+                    event_type: row.try_get("event_type").map_err(StoreError::from)?,
+                });
+            }
+            written.sort_by_key(|e| e.sequence);
+        }
+        let outcome = CommandOutcome {
+            message_id: batch.metadata.message_id.clone(),
+            aggregate_type: batch.aggregate_type.to_string(),
+            aggregate_id: batch.aggregate_id.to_string(),
+            command_type: batch.command_type.to_string(),
+            events: written,
+            transaction_id,
+            reply: batch.reply,
+            duplicate: false,
+        };
+        sqlx::query(
+            "INSERT INTO command_log (message_id, aggregate_type, aggregate_id, command_type, outcome, metadata) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&outcome.message_id)
+        .bind(batch.aggregate_type)
+        .bind(batch.aggregate_id)
+        .bind(batch.command_type)
+        .bind(serde_json::to_value(&outcome).map_err(StoreError::from)?)
+        .bind(&metadata)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| classify(e, "command_log_pkey", AppendError::Duplicate))?;
+        tx.commit().await.map_err(StoreError::from)?;
+        Ok(outcome)
+    }
+}
+
+/// A unique violation of `constraint` becomes `as_error`; anything else is a store failure.
+fn classify(error: sqlx::Error, constraint: &str, as_error: AppendError) -> AppendError {
+    if let sqlx::Error::Database(db) = &error {
+        if db.is_unique_violation() && db.constraint() == Some(constraint) {
+            return as_error;
+        }
+    }
+    AppendError::Store(StoreError::Database(error))
+}

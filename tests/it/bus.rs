@@ -1,0 +1,154 @@
+//! The command bus: idempotent by message id, one winner under concurrency, on PostgreSQL
+//! and on the embedded default alike.
+
+use aggregates::case::{Case, CaseBaseline, CaseCommand, CaseError, Person};
+use aggregates::Timed;
+use chrono::{NaiveDate, Utc};
+use delius_bridge::bus::BusError;
+use delius_bridge::engine::Engine;
+use projections::{Metadata, Source};
+use sqlx::PgPool;
+
+use crate::{engine, settle};
+
+fn metadata(message_id: &str) -> Metadata {
+    Metadata {
+        message_id: message_id.into(),
+        correlation_id: "corr".into(),
+        causation_id: Some("cause".into()),
+        source: Source::Http,
+        actor: "tester".into(),
+        received_at: Utc::now(),
+    }
+}
+
+fn baseline(offender_id: i64, surname: &str) -> Timed<CaseCommand> {
+    Timed::new(
+        Utc::now(),
+        CaseCommand::RecordBaseline(Box::new(CaseBaseline {
+            person: Person {
+                offender_id,
+                crn: "X999999".into(),
+                noms_number: None,
+                first_name: "Sam".into(),
+                second_name: None,
+                surname: surname.into(),
+                date_of_birth: NaiveDate::from_ymd_opt(1990, 5, 6).unwrap(),
+                gender: None,
+                current_tier: None,
+                email: None,
+                telephone: None,
+                mobile: None,
+                soft_deleted: false,
+            },
+            community_manager: None,
+            events: vec![],
+        })),
+    )
+}
+
+async fn the_same_message_twice_writes_once(engine: Engine) {
+    let first = engine
+        .bus
+        .execute::<Case>("X999999", baseline(1, "Jones"), &metadata("m-1"))
+        .await
+        .unwrap();
+    // The repeat carries a different command body: the message id alone decides.
+    let again = engine
+        .bus
+        .execute::<Case>("X999999", baseline(1, "Other"), &metadata("m-1"))
+        .await
+        .unwrap();
+    assert!(!first.duplicate);
+    assert!(again.duplicate);
+    assert_eq!(first.events, again.events);
+    assert_eq!(first.events.len(), 1);
+    let (case, sequence) = engine.bus.load::<Case>("X999999").await.unwrap();
+    assert_eq!(sequence, 1);
+    assert_eq!(case.baseline.unwrap().person.surname, "Jones");
+    engine.shutdown().await;
+}
+
+#[sqlx::test(migrator = "delius_bridge::engine::MIGRATOR")]
+async fn the_same_message_twice_writes_once_on_postgres(pool: PgPool) {
+    the_same_message_twice_writes_once(engine(pool.clone())).await;
+    let logged: i64 = sqlx::query_scalar("SELECT count(*) FROM command_log")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(logged, 1);
+}
+
+#[tokio::test]
+async fn the_same_message_twice_writes_once_embedded() {
+    the_same_message_twice_writes_once(Engine::memory()).await;
+}
+
+/// Two commands that cannot both hold (a CRN moving to two different offender ids), fired
+/// truly concurrently many times: exactly one wins each round.
+async fn one_of_two_conflicting_commands_wins(engine: Engine) {
+    for round in 0..20 {
+        let crn = format!("R{round:06}");
+        let make = |offender_id: i64| {
+            let mut command = baseline(offender_id, "Race");
+            let CaseCommand::RecordBaseline(b) = &mut command.command;
+            b.person.crn = crn.clone();
+            command
+        };
+        // Two first recordings of one CRN with different offender ids race: whichever
+        // commits first holds the CRN, the other is decided again and rejected.
+        let (meta_a, meta_b) = (metadata(&format!("{crn}-a")), metadata(&format!("{crn}-b")));
+        let (a, b) = tokio::join!(
+            engine.bus.execute::<Case>(&crn, make(1), &meta_a),
+            engine.bus.execute::<Case>(&crn, make(2), &meta_b),
+        );
+        let results = [a, b];
+        let won = results
+            .iter()
+            .filter(|r| matches!(r, Ok(o) if !o.events.is_empty()))
+            .count();
+        let rejected = results
+            .iter()
+            .filter(|r| {
+                matches!(
+                    r,
+                    Err(BusError::Rejected(CaseError::OffenderIdChanged { .. }))
+                )
+            })
+            .count();
+        assert_eq!((won, rejected), (1, 1), "round {round}: {results:?}");
+        let (_, sequence) = engine.bus.load::<Case>(&crn).await.unwrap();
+        assert_eq!(
+            sequence, 1,
+            "round {round}: only the winner's event is stored"
+        );
+    }
+}
+
+#[sqlx::test(migrator = "delius_bridge::engine::MIGRATOR")]
+async fn one_of_two_conflicting_commands_wins_on_postgres(pool: PgPool) {
+    let engine = engine(pool);
+    one_of_two_conflicting_commands_wins(engine).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_of_two_conflicting_commands_wins_embedded() {
+    one_of_two_conflicting_commands_wins(Engine::memory()).await;
+}
+
+#[sqlx::test(migrator = "delius_bridge::engine::MIGRATOR")]
+async fn metadata_is_stored_with_every_event(pool: PgPool) {
+    let engine = engine(pool.clone());
+    engine
+        .bus
+        .execute::<Case>("X999999", baseline(1, "Meta"), &metadata("m-meta"))
+        .await
+        .unwrap();
+    settle(&engine).await;
+    let stored: serde_json::Value = sqlx::query_scalar("SELECT metadata::jsonb FROM events")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    insta::assert_json_snapshot!("event_metadata", stored, {".received_at" => "[received_at]"});
+    engine.shutdown().await;
+}

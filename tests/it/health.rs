@@ -1,0 +1,94 @@
+//! Health endpoints against the real database and broker.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use delius_bridge::amqp::Broker;
+use delius_bridge::engine::Engine;
+use delius_bridge::http::{router, AppState};
+use sqlx::PgPool;
+use tokio::sync::watch;
+use tower::ServiceExt;
+
+use crate::engine;
+
+async fn get(state: AppState, uri: &str) -> (StatusCode, serde_json::Value) {
+    let response = router(state)
+        .oneshot(Request::get(uri).body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let status = response.status();
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    (status, serde_json::from_slice(&bytes).unwrap())
+}
+
+fn amqp_url() -> String {
+    std::env::var("AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
+}
+
+async fn wait_connected(broker: &Broker) {
+    for _ in 0..100 {
+        if broker.is_connected().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!(
+        "RabbitMQ at {} is not reachable: start it (see .ci/run)",
+        amqp_url()
+    );
+}
+
+#[sqlx::test(migrator = "delius_bridge::engine::MIGRATOR")]
+async fn ready_when_database_and_broker_are_up(pool: PgPool) {
+    let (_stop, stopped) = watch::channel(false);
+    let broker = Broker::start(amqp_url(), stopped);
+    wait_connected(&broker).await;
+    let state = AppState {
+        engine: Arc::new(engine(pool)),
+        broker: Some(broker),
+    };
+    let (status, body) = get(state.clone(), "/health/readiness").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["components"]["db"]["status"], "UP");
+    assert_eq!(body["components"]["broker"]["status"], "UP");
+    let (status, body) = get(state.clone(), "/health/liveness").await;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (StatusCode::OK, Some("UP"))
+    );
+    let (status, body) = get(state, "/info").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["backend"], "postgres");
+}
+
+#[tokio::test]
+async fn not_ready_without_the_broker() {
+    let (_stop, stopped) = watch::channel(false);
+    // Nothing listens on port 1.
+    let broker = Broker::start("amqp://guest:guest@127.0.0.1:1/%2f".into(), stopped);
+    let state = AppState {
+        engine: Arc::new(Engine::memory()),
+        broker: Some(broker),
+    };
+    let (status, body) = get(state, "/health/readiness").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(body["status"], "DOWN");
+    assert_eq!(body["components"]["broker"]["status"], "DOWN");
+    assert_eq!(body["components"]["db"]["status"], "UP");
+}
+
+#[tokio::test]
+async fn unknown_routes_get_a_json_404() {
+    let state = AppState {
+        engine: Arc::new(Engine::memory()),
+        broker: None,
+    };
+    let (status, body) = get(state, "/no/such/thing").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    insta::assert_json_snapshot!("unknown_route", body);
+}

@@ -1,0 +1,55 @@
+//! End-to-end tests against the real PostgreSQL (a fresh database per test through
+//! `sqlx::test`, so they run in parallel) and the real RabbitMQ. A missing service fails
+//! loudly: nothing is skipped.
+
+#![allow(clippy::unwrap_used)]
+
+mod bus;
+mod health;
+mod projector;
+mod seed;
+
+use std::time::Duration;
+
+use delius_bridge::engine::Engine;
+use delius_bridge::seed::SeedFile;
+use projections::postgres::RunnerConfig;
+use sqlx::PgPool;
+
+/// The demo seed.
+pub fn demo_seed() -> SeedFile {
+    delius_bridge::seed::parse(include_str!("../../fixtures/delius/demo.json"))
+        .expect("demo seed parses")
+}
+
+/// An engine on the test database whose projector polls often.
+pub fn engine(pool: PgPool) -> Engine {
+    let mut runner = RunnerConfig::delius();
+    runner.idle_poll = Duration::from_millis(5);
+    Engine::postgres_with(pool, runner)
+}
+
+/// Waits until everything written so far is projected.
+pub async fn settle(engine: &Engine) {
+    let head = engine.head().await.expect("log head");
+    engine
+        .wait_for_checkpoint(head, Duration::from_secs(30))
+        .await
+        .expect("projector catches up");
+}
+
+/// Rebuilds the projections from the log into `replayed` and asserts the tables equal the
+/// live ones row for row.
+pub async fn assert_replay_equals_live(pool: &PgPool) {
+    projections::replay::rebuild(pool, "replayed", None, 500)
+        .await
+        .expect("replay");
+    let mut conn = pool.acquire().await.expect("connection");
+    let live = projections::checksum::schema_checksums(&mut conn, "delius")
+        .await
+        .expect("live checksums");
+    let replayed = projections::checksum::schema_checksums(&mut conn, "replayed")
+        .await
+        .expect("replayed checksums");
+    assert_eq!(live, replayed, "a full replay must equal the live tables");
+}
