@@ -25,7 +25,8 @@ fn demo_events() -> Vec<RecordedEvent> {
         let delius_bridge::engine::Backend::Memory { log, .. } = &engine.backend else {
             unreachable!("memory engine")
         };
-        log.read_after(Default::default(), usize::MAX).expect("events")
+        log.read_after(Default::default(), usize::MAX)
+            .expect("events")
     })
 }
 
@@ -44,15 +45,18 @@ fn benches(c: &mut Criterion) {
     c.bench_function("project CaseBaselineRecorded", |b| {
         b.iter(|| projections::delius::project(black_box(&decoded)))
     });
-    c.bench_function(&format!("apply demo log ({} events) to memory", events.len()), |b| {
-        b.iter(|| {
-            let mut tables = MemoryTables::default();
-            for event in &events {
-                tables.apply_event(event).expect("applies");
-            }
-            tables
-        })
-    });
+    c.bench_function(
+        &format!("apply demo log ({} events) to memory", events.len()),
+        |b| {
+            b.iter(|| {
+                let mut tables = MemoryTables::default();
+                for event in &events {
+                    tables.apply_event(event).expect("applies");
+                }
+                tables
+            })
+        },
+    );
     let file = delius_bridge::seed::parse(DEMO).expect("demo parses");
     let known = delius_bridge::seed::KnownCodes::from_migrations();
     c.bench_function("plan demo seed", |b| {
