@@ -19,8 +19,10 @@ use tokio::sync::Notify;
 
 use aggregates::case::{Case, CaseCommand};
 use aggregates::custody::{Custody, CustodyCommand};
+use aggregates::diary::{appointment_urn, Diary, DiaryCommand};
 use aggregates::pom::{PomAllocation, PomCommand};
 use aggregates::reference::{ReferenceCommand, ReferenceData};
+use aggregates::referral::{Referral, ReferralCommand};
 use aggregates::{Services, Timed};
 use projections::Metadata;
 
@@ -33,8 +35,9 @@ pub trait Routed: Aggregate<Services = Services> + 'static {
     /// The command's name in the command log.
     fn command_name(command: &Self::Command) -> &'static str;
 
-    /// What the command answers its caller, from the events it produced.
-    fn reply(_events: &[Self::Event]) -> Value {
+    /// What the command answers its caller, from the state it left (an unchanged repeat
+    /// answers like the first time) and the events it produced.
+    fn reply(_state: &Self, _command: &Self::Command, _events: &[Self::Event]) -> Value {
         Value::Null
     }
 }
@@ -68,6 +71,35 @@ impl Routed for PomAllocation {
         match command.command {
             PomCommand::RecordBaseline(_) => "RecordPomBaseline",
         }
+    }
+}
+
+impl Routed for Referral {
+    fn command_name(command: &Timed<ReferralCommand>) -> &'static str {
+        match command.command {
+            ReferralCommand::Start(_) => "StartReferral",
+        }
+    }
+
+    fn reply(state: &Self, _command: &Self::Command, _events: &[Self::Event]) -> Value {
+        serde_json::json!({ "nsiId": state.nsi_id })
+    }
+}
+
+impl Routed for Diary {
+    fn command_name(command: &Timed<DiaryCommand>) -> &'static str {
+        match command.command {
+            DiaryCommand::MergeAppointment(_) => "MergeAppointment",
+        }
+    }
+
+    /// `{"appointmentId": contact id}` of the appointment the merge left current.
+    fn reply(state: &Self, command: &Self::Command, _events: &[Self::Event]) -> Value {
+        let DiaryCommand::MergeAppointment(merge) = &command.command;
+        let urn = appointment_urn(merge.appointment_id);
+        serde_json::json!({
+            "appointmentId": state.by_reference(&urn).map(|e| e.contact.contact_id)
+        })
     }
 }
 
@@ -154,7 +186,7 @@ impl CommandBus {
                 .await
                 .map_err(BusError::Rejected)?;
             let events = sink.collect().await;
-            let reply = A::reply(&events);
+            let reply = A::reply(&aggregate, &command, &events);
             let new_events = events
                 .iter()
                 .map(|event| {

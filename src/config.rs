@@ -71,6 +71,16 @@ pub struct ServeArgs {
     /// A seed file to load on start (the embedded default loads the demo seed anyway).
     #[arg(long, env = "SEED_FILE")]
     pub seed: Option<PathBuf>,
+    /// PEM file with the RSA public key that verifies bearer tokens (RS256, HMPPS Auth).
+    /// One of this or --jwks-url is required with DATABASE_URL; without either, on the
+    /// embedded default, every protected endpoint answers 401.
+    #[arg(long, env = "JWT_PUBLIC_KEY_FILE", conflicts_with = "jwks_url")]
+    pub jwt_public_key: Option<PathBuf>,
+    /// URL of the JWKS with the keys that verify bearer tokens (HMPPS Auth serves it at
+    /// `/auth/.well-known/jwks.json`). Keys are chosen by `kid`, cached, and refetched on an
+    /// unknown `kid` (5 s timeout).
+    #[arg(long, env = "JWKS_URL")]
+    pub jwks_url: Option<String>,
 }
 
 /// Options of `demo`.

@@ -169,3 +169,103 @@ impl IdAllocator for CountingIds {
         Box::pin(async move { next })
     }
 }
+
+/// Delius keeps contact dates and times as UK local time. The UK rule since 1996: British
+/// Summer Time (UTC+1) from 01:00 UTC on the last Sunday of March to 01:00 UTC on the last
+/// Sunday of October; Greenwich Mean Time otherwise.
+pub mod london {
+    use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveDateTime, Utc, Weekday};
+
+    fn last_sunday(year: i32, month: u32) -> NaiveDate {
+        let first_of_next = if month == 12 {
+            NaiveDate::from_ymd_opt(year + 1, 1, 1)
+        } else {
+            NaiveDate::from_ymd_opt(year, month + 1, 1)
+        }
+        .unwrap_or(NaiveDate::MIN);
+        let mut day = first_of_next - Duration::days(1);
+        while day.weekday() != Weekday::Sun {
+            day -= Duration::days(1);
+        }
+        day
+    }
+
+    /// Whether `at` falls in British Summer Time.
+    pub fn is_summer_time(at: DateTime<Utc>) -> bool {
+        let year = at.year();
+        let start = last_sunday(year, 3)
+            .and_hms_opt(1, 0, 0)
+            .map(|t| t.and_utc());
+        let end = last_sunday(year, 10)
+            .and_hms_opt(1, 0, 0)
+            .map(|t| t.and_utc());
+        matches!((start, end), (Some(start), Some(end)) if at >= start && at < end)
+    }
+
+    /// The UK local date and time of `at`.
+    pub fn local(at: DateTime<Utc>) -> NaiveDateTime {
+        let offset = if is_summer_time(at) { 1 } else { 0 };
+        (at + Duration::hours(offset)).naive_utc()
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+        use chrono::TimeZone;
+
+        #[test]
+        fn switches_at_one_in_the_morning_utc_on_the_last_sundays() {
+            let utc = |y, m, d, h, min| Utc.with_ymd_and_hms(y, m, d, h, min, 0).unwrap();
+            // 2024: BST from 31 March 01:00 UTC to 27 October 01:00 UTC.
+            assert!(!is_summer_time(utc(2024, 3, 31, 0, 59)));
+            assert!(is_summer_time(utc(2024, 3, 31, 1, 0)));
+            assert!(is_summer_time(utc(2024, 10, 27, 0, 59)));
+            assert!(!is_summer_time(utc(2024, 10, 27, 1, 0)));
+            assert_eq!(
+                local(utc(2023, 2, 14, 15, 0)).to_string(),
+                "2023-02-14 15:00:00"
+            );
+            assert_eq!(
+                local(utc(2023, 6, 5, 14, 6)).to_string(),
+                "2023-06-05 15:06:00"
+            );
+            assert_eq!(
+                local(utc(2023, 6, 5, 23, 30)).to_string(),
+                "2023-06-06 00:30:00"
+            );
+        }
+    }
+}
+
+/// A Delius contact (`delius.contact`) as written when it is created. Later changes (outcome,
+/// notes, enforcement) are separate events.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Contact {
+    pub contact_id: i64,
+    pub offender_id: i64,
+    pub event_id: Option<i64>,
+    pub nsi_id: Option<i64>,
+    pub requirement_id: Option<i64>,
+    pub contact_type_code: String,
+    pub contact_date: chrono::NaiveDate,
+    pub start_time: Option<chrono::NaiveTime>,
+    pub end_time: Option<chrono::NaiveTime>,
+    pub staff_code: String,
+    pub team_code: String,
+    pub probation_area_code: String,
+    pub office_location_code: Option<String>,
+    pub rar_activity: Option<bool>,
+    pub alert_active: bool,
+    pub linked_contact_id: Option<i64>,
+    pub external_reference: Option<String>,
+    pub notes: Option<String>,
+}
+
+/// The CRS provider, team and staff every Refer and Monitor NSI and appointment is allocated to.
+pub mod crs {
+    pub const PROVIDER: &str = "CRS";
+    pub const TEAM: &str = "CRSUAT";
+    pub const STAFF: &str = "CRSUATU";
+    /// The service's Delius user (audit columns).
+    pub const USER: &str = "ReferAndMonitorAndDelius";
+}

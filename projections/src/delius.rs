@@ -5,9 +5,12 @@ use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 use aggregates::case::{CaseBaseline, CaseEvent};
+use aggregates::common::Contact;
 use aggregates::custody::{CustodyBaseline, CustodyEvent};
+use aggregates::diary::DiaryEvent;
 use aggregates::pom::{PomBaseline, PomEvent};
 use aggregates::reference::{ReferenceEntry, ReferenceEvent};
+use aggregates::referral::ReferralEvent;
 
 use crate::log::AnyEvent;
 use crate::rows::{Key, RowChange};
@@ -27,6 +30,207 @@ pub fn project(event: &AnyEvent) -> Vec<RowChange> {
             custody_baseline(baseline)
         }
         AnyEvent::Pom(PomEvent::PomBaselineRecorded { baseline }) => pom_baseline(baseline),
+        AnyEvent::Referral(event) => referral(event),
+        AnyEvent::Diary(event) => diary(event),
+    }
+}
+
+/// A new contact row: the contact's own columns and the defaults of everything it does not set.
+fn contact(contact: &Contact) -> RowChange {
+    let mut values = columns(contact);
+    for (column, value) in [
+        ("outcome_code", Value::Null),
+        ("attended", Value::Null),
+        ("complied", Value::Null),
+        ("hours_credited", Value::Null),
+        ("enforcement", Value::Bool(false)),
+        ("latest_enforcement_action_code", Value::Null),
+        ("description", Value::Null),
+        ("soft_deleted", Value::Bool(false)),
+    ] {
+        values.insert(column.into(), value);
+    }
+    RowChange::Upsert {
+        table: "contact",
+        key: Key::Id(contact.contact_id),
+        values,
+    }
+}
+
+fn referral(event: &ReferralEvent) -> Vec<RowChange> {
+    match event {
+        ReferralEvent::ReferralStarted {
+            nsi_id,
+            external_reference,
+            offender_id,
+            event_id,
+            requirement_id,
+            nsi_type_code,
+            referral_date,
+            started_at,
+            status_code,
+            notes,
+            manager,
+            history,
+            contacts,
+            ..
+        } => {
+            let mut rows = vec![
+                RowChange::upsert(
+                    "nsi",
+                    *nsi_id,
+                    json!({
+                        "offender_id": offender_id,
+                        "event_id": event_id,
+                        "requirement_id": requirement_id,
+                        "nsi_type_code": nsi_type_code,
+                        "nsi_status_code": status_code,
+                        "nsi_status_date": started_at,
+                        "nsi_outcome_code": null,
+                        "referral_date": referral_date,
+                        "actual_start_date": started_at,
+                        "actual_end_date": null,
+                        "active": true,
+                        "intended_provider_code": manager.probation_area_code,
+                        "external_reference": external_reference,
+                        "notes": notes,
+                        "rar_count": null,
+                        "soft_deleted": false,
+                    }),
+                ),
+                RowChange::upsert(
+                    "nsi_manager",
+                    manager.nsi_manager_id,
+                    json!({
+                        "nsi_id": nsi_id,
+                        "probation_area_code": manager.probation_area_code,
+                        "team_code": manager.team_code,
+                        "staff_code": manager.staff_code,
+                        "start_date": manager.start_date,
+                        "end_date": null,
+                    }),
+                ),
+                status_history(*nsi_id, history),
+            ];
+            rows.extend(contacts.iter().map(contact));
+            rows
+        }
+        ReferralEvent::ReferralNotesChanged { nsi_id, notes } => {
+            vec![RowChange::update("nsi", *nsi_id, json!({ "notes": notes }))]
+        }
+        ReferralEvent::ReferralStartChanged {
+            nsi_id,
+            actual_start_date,
+        } => vec![RowChange::update(
+            "nsi",
+            *nsi_id,
+            json!({ "actual_start_date": actual_start_date }),
+        )],
+        ReferralEvent::ReferralStatusChanged {
+            nsi_id,
+            status_code,
+            status_date,
+            history,
+            contact: status_contact,
+        } => vec![
+            RowChange::update(
+                "nsi",
+                *nsi_id,
+                json!({ "nsi_status_code": status_code, "nsi_status_date": status_date }),
+            ),
+            status_history(*nsi_id, history),
+            contact(status_contact),
+        ],
+    }
+}
+
+fn status_history(nsi_id: i64, history: &aggregates::referral::StatusHistory) -> RowChange {
+    RowChange::upsert(
+        "nsi_status_history",
+        history.nsi_status_history_id,
+        json!({
+            "nsi_id": nsi_id,
+            "nsi_status_code": history.nsi_status_code,
+            "change_date": history.change_date,
+            "notes": null,
+        }),
+    )
+}
+
+fn diary(event: &DiaryEvent) -> Vec<RowChange> {
+    match event {
+        DiaryEvent::AppointmentBooked { contact: c, .. } => vec![contact(c)],
+        DiaryEvent::EnforcementReviewRequested { contact: c } => vec![contact(c)],
+        DiaryEvent::AppointmentDetailsChanged {
+            contact_id,
+            office_location_code,
+            notes,
+            external_reference,
+        } => vec![RowChange::update(
+            "contact",
+            *contact_id,
+            json!({
+                "office_location_code": office_location_code,
+                "notes": notes,
+                "external_reference": external_reference,
+            }),
+        )],
+        DiaryEvent::AppointmentOutcomeRecorded {
+            contact_id,
+            outcome_code,
+            attended,
+            complied,
+            hours_credited,
+            rar_activity,
+        } => vec![RowChange::update(
+            "contact",
+            *contact_id,
+            json!({
+                "outcome_code": outcome_code,
+                "attended": attended,
+                "complied": complied,
+                "hours_credited": hours_credited,
+                "rar_activity": rar_activity,
+            }),
+        )],
+        DiaryEvent::EnforcementRecorded {
+            enforcement_id,
+            contact_id,
+            action_code,
+            response_date,
+            action_contact,
+        } => vec![
+            RowChange::upsert(
+                "enforcement",
+                *enforcement_id,
+                json!({
+                    "contact_id": contact_id,
+                    "enforcement_action_code": action_code,
+                    "response_date": response_date,
+                    "action_taken_date": action_contact.contact_date,
+                    "action_taken_time": action_contact.start_time,
+                }),
+            ),
+            RowChange::update(
+                "contact",
+                *contact_id,
+                json!({ "enforcement": true, "latest_enforcement_action_code": action_code }),
+            ),
+            contact(action_contact),
+        ],
+        DiaryEvent::FailureToComplyCounted {
+            event_id,
+            ftc_count,
+        } => vec![RowChange::update(
+            "event",
+            *event_id,
+            json!({ "ftc_count": ftc_count }),
+        )],
+        DiaryEvent::RarCountUpdated { nsi_id, rar_count } => vec![RowChange::update(
+            "nsi",
+            *nsi_id,
+            json!({ "rar_count": rar_count }),
+        )],
     }
 }
 

@@ -7,8 +7,10 @@ use serde_json::Value;
 
 use aggregates::case::{Case, CaseEvent};
 use aggregates::custody::{Custody, CustodyEvent};
+use aggregates::diary::{Diary, DiaryEvent};
 use aggregates::pom::{PomAllocation, PomEvent};
 use aggregates::reference::{ReferenceData, ReferenceEvent};
+use aggregates::referral::{Referral, ReferralEvent};
 use cqrs_es::persist::EventUpcaster;
 use cqrs_es::Aggregate;
 use std::sync::LazyLock;
@@ -97,6 +99,8 @@ pub enum AnyEvent {
     Case(CaseEvent),
     Custody(CustodyEvent),
     Pom(PomEvent),
+    Referral(Box<ReferralEvent>),
+    Diary(Box<DiaryEvent>),
 }
 
 impl RecordedEvent {
@@ -144,6 +148,8 @@ impl RecordedEvent {
             Case::TYPE => AnyEvent::Case(parse(self, payload)?),
             Custody::TYPE => AnyEvent::Custody(parse(self, payload)?),
             PomAllocation::TYPE => AnyEvent::Pom(parse(self, payload)?),
+            Referral::TYPE => AnyEvent::Referral(parse(self, payload)?),
+            Diary::TYPE => AnyEvent::Diary(parse(self, payload)?),
             other => return Err(DecodeError::UnknownAggregate(other.to_string())),
         })
     }

@@ -10,6 +10,7 @@ use tokio::sync::watch;
 use crate::amqp::Broker;
 use crate::config::{Cli, ServeArgs};
 use crate::engine::Backend;
+use crate::http::auth::Auth;
 use crate::http::{self, AppState};
 use crate::seed;
 
@@ -18,6 +19,8 @@ pub const DEMO_SEED: &str = include_str!("../../fixtures/delius/demo.json");
 
 /// Runs `serve`.
 pub async fn run(cli: &Cli, args: &ServeArgs) -> anyhow::Result<()> {
+    let auth = Arc::new(auth(cli, args)?);
+    auth.warm_up().await;
     let engine = Arc::new(super::engine(cli).await?);
     if matches!(engine.backend, Backend::Memory { .. }) {
         let file = seed::parse(DEMO_SEED)?;
@@ -41,6 +44,7 @@ pub async fn run(cli: &Cli, args: &ServeArgs) -> anyhow::Result<()> {
     let state = AppState {
         engine: engine.clone(),
         broker,
+        auth,
     };
     let listener = tokio::net::TcpListener::bind(args.bind)
         .await
@@ -56,6 +60,38 @@ pub async fn run(cli: &Cli, args: &ServeArgs) -> anyhow::Result<()> {
         engine.shutdown().await;
     }
     Ok(())
+}
+
+/// The token verifier from `--jwt-public-key` or `--jwks-url`.
+///
+/// Without either: with `DATABASE_URL` (a real deployment) `serve` refuses to start; on the
+/// embedded default (a demo) it starts, warns loudly, and every protected endpoint answers 401
+/// (health, info and the API docs stay open).
+fn auth(cli: &Cli, args: &ServeArgs) -> anyhow::Result<Auth> {
+    match (&args.jwt_public_key, &args.jwks_url) {
+        (Some(path), _) => {
+            let auth = Auth::from_pem_file(path)
+                .with_context(|| format!("loading --jwt-public-key {}", path.display()))?;
+            tracing::info!(key = %path.display(), "bearer tokens verified with a public key");
+            Ok(auth)
+        }
+        (None, Some(url)) => {
+            let auth = Auth::from_jwks_url(url).context("configuring --jwks-url")?;
+            tracing::info!(%url, "bearer tokens verified with a JWKS");
+            Ok(auth)
+        }
+        (None, None) if cli.database_url.is_some() => anyhow::bail!(
+            "no token verification key: set --jwt-public-key / JWT_PUBLIC_KEY_FILE or \
+             --jwks-url / JWKS_URL (required with DATABASE_URL)"
+        ),
+        (None, None) => {
+            tracing::warn!(
+                "NO JWT_PUBLIC_KEY_FILE OR JWKS_URL: every protected endpoint answers 401 \
+                 (allowed only on the embedded default)"
+            );
+            Ok(Auth::disabled())
+        }
+    }
 }
 
 async fn shutdown_signal() {

@@ -1,12 +1,31 @@
 //! The HTTP interface (axum). `router(state)` builds every route; one file per resource.
+//!
+//! - [`health`]: health and info, no auth.
+//! - [`openapi`]: `GET /v3/api-docs` and the Swagger UI at `/swagger-ui/`, no auth.
+//! - [`crs`]: Refer and Monitor, bearer JWT with roles ([`auth::require_roles`]).
+//!
+//! Shared pieces: [`auth`] (tokens, roles, [`auth::Caller`]), [`error`] ([`error::ApiError`],
+//! the JSON error body), [`extract`] ([`extract::AppJson`], [`extract::AppPath`],
+//! [`extract::Crn`]). Every request runs in a tracing span with its method, path and request id
+//! (`X-Request-Id`, taken from the request or generated, and echoed in the response).
 
+pub mod auth;
+pub mod crs;
 pub mod error;
+pub mod extract;
 pub mod health;
+pub mod openapi;
 
 use std::sync::Arc;
+use std::time::Instant;
 
+use axum::extract::Request;
+use axum::http::{HeaderName, HeaderValue};
+use axum::middleware::Next;
+use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
+use tracing::Instrument;
 
 use crate::amqp::Broker;
 use crate::engine::Engine;
@@ -17,6 +36,8 @@ pub struct AppState {
     pub engine: Arc<Engine>,
     /// The broker connection, when one is configured.
     pub broker: Option<Broker>,
+    /// Verifies bearer tokens for [`auth::require_roles`].
+    pub auth: Arc<auth::Auth>,
 }
 
 /// Every route of the service.
@@ -26,6 +47,45 @@ pub fn router(state: AppState) -> Router {
         .route("/health/liveness", get(health::liveness))
         .route("/health/readiness", get(health::readiness))
         .route("/info", get(health::info))
+        .merge(openapi::routes())
+        .merge(crs::routes(state.clone()))
         .fallback(error::not_found)
+        .method_not_allowed_fallback(error::method_not_allowed)
+        .layer(axum::middleware::from_fn(request_span))
         .with_state(state)
+}
+
+/// The request id header.
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Runs the request in a span with its method, path and request id, echoes the id and logs
+/// the outcome at debug level.
+async fn request_span(mut request: Request, next: Next) -> Response {
+    let id = request
+        .headers()
+        .get(&REQUEST_ID)
+        .filter(|value| !value.is_empty() && value.len() <= 128)
+        .cloned()
+        .unwrap_or_else(|| {
+            HeaderValue::from_str(&uuid::Uuid::new_v4().to_string())
+                .unwrap_or_else(|_| HeaderValue::from_static("unknown"))
+        });
+    request.headers_mut().insert(REQUEST_ID, id.clone());
+    let span = tracing::info_span!(
+        "http",
+        method = %request.method(),
+        path = %request.uri().path(),
+        request_id = id.to_str().unwrap_or("-"),
+    );
+    let started = Instant::now();
+    let mut response = next.run(request).instrument(span.clone()).await;
+    span.in_scope(|| {
+        tracing::debug!(
+            status = response.status().as_u16(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "request done"
+        );
+    });
+    response.headers_mut().insert(REQUEST_ID, id);
+    response
 }

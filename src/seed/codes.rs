@@ -9,7 +9,7 @@ use sqlx::Row;
 use crate::engine::{Backend, Engine};
 
 /// The migration that loads the national codes.
-const REFERENCE_SQL: &str = include_str!("../../schema/0003_reference_data.sql");
+pub const REFERENCE_SQL: &str = include_str!("../../schema/0003_reference_data.sql");
 
 /// Codes per `delius` table, and the sentence type of each disposal type.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

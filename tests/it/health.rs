@@ -51,6 +51,7 @@ async fn ready_when_database_and_broker_are_up(pool: PgPool) {
     let state = AppState {
         engine: Arc::new(engine(pool)),
         broker: Some(broker),
+        auth: crate::auth::auth(),
     };
     let (status, body) = get(state.clone(), "/health/readiness").await;
     assert_eq!(status, StatusCode::OK);
@@ -74,6 +75,7 @@ async fn not_ready_without_the_broker() {
     let state = AppState {
         engine: Arc::new(Engine::memory()),
         broker: Some(broker),
+        auth: crate::auth::auth(),
     };
     let (status, body) = get(state, "/health/readiness").await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
@@ -87,6 +89,7 @@ async fn unknown_routes_get_a_json_404() {
     let state = AppState {
         engine: Arc::new(Engine::memory()),
         broker: None,
+        auth: crate::auth::auth(),
     };
     let (status, body) = get(state, "/no/such/thing").await;
     assert_eq!(status, StatusCode::NOT_FOUND);

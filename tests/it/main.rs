@@ -4,7 +4,9 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod auth;
 mod bus;
+mod crs;
 mod health;
 mod projector;
 mod seed;
