@@ -10,7 +10,11 @@
 //! - [`engine`]: wires the bus, the event log and the projector for PostgreSQL or memory.
 //! - [`bus`]: the command bus; [`store`]: the event log it appends to; [`ids`]: Delius ids.
 //! - [`seed`]: loads a Delius baseline file through the bus.
-//! - [`http`]: the axum router (health, info); [`amqp`]: the broker connection.
+//! - [`crs`]: Refer and Monitor — resolving lookups, building commands, read-your-writes, and
+//!   the case-information reads; [`mod@reference`]: reading Delius reference and case rows.
+//! - [`http`]: the axum router — bearer-JWT auth, `{status, code, message}` errors, JSON and
+//!   path extractors, OpenAPI, health and the Refer and Monitor endpoints;
+//!   [`amqp`]: the broker connection.
 //! - [`cli`]: one module per subcommand (serve, demo, seed, migrate); [`render`]: text tables.
 //! - [`telemetry`]: tracing setup.
 

@@ -174,7 +174,7 @@ impl IdAllocator for CountingIds {
 /// Summer Time (UTC+1) from 01:00 UTC on the last Sunday of March to 01:00 UTC on the last
 /// Sunday of October; Greenwich Mean Time otherwise.
 pub mod london {
-    use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveDateTime, Utc, Weekday};
+    use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveDateTime, Timelike, Utc, Weekday};
 
     fn last_sunday(year: i32, month: u32) -> NaiveDate {
         let first_of_next = if month == 12 {
@@ -202,10 +202,11 @@ pub mod london {
         matches!((start, end), (Some(start), Some(end)) if at >= start && at < end)
     }
 
-    /// The UK local date and time of `at`.
+    /// The UK local date and time of `at`, to the second (Delius keeps no fractions).
     pub fn local(at: DateTime<Utc>) -> NaiveDateTime {
         let offset = if is_summer_time(at) { 1 } else { 0 };
-        (at + Duration::hours(offset)).naive_utc()
+        let local = (at + Duration::hours(offset)).naive_utc();
+        local.with_nanosecond(0).unwrap_or(local)
     }
 
     #[cfg(test)]

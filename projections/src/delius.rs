@@ -294,6 +294,9 @@ fn case_baseline(baseline: &CaseBaseline) -> Vec<RowChange> {
                 "in_breach": event.in_breach,
                 "breach_end": event.breach_end,
                 "first_release_date": event.first_release_date,
+                "conviction_date": event.conviction_date,
+                "main_offence_category": event.main_offence.as_ref().map(|o| &o.category),
+                "main_offence_sub_category": event.main_offence.as_ref().map(|o| &o.sub_category),
                 "soft_deleted": false,
             }),
         ));
@@ -308,6 +311,7 @@ fn case_baseline(baseline: &CaseBaseline) -> Vec<RowChange> {
                     "disposal_date": disposal.disposal_date,
                     "active": disposal.active,
                     "termination_date": disposal.termination_date,
+                    "expected_end_date": disposal.expected_end_date,
                 }),
             ));
             for requirement in &disposal.requirements {

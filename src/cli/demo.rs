@@ -4,12 +4,83 @@
 use std::io::Write;
 use std::time::Duration;
 
+use anyhow::Context;
+use serde::Deserialize;
 use serde_json::json;
+use uuid::Uuid;
 
 use crate::config::{DemoArgs, OutputFormat};
+use crate::crs;
 use crate::engine::{Backend, Engine};
 use crate::render;
 use crate::seed;
+
+/// The Refer and Monitor requests the demo plays after the seed.
+const REQUESTS: &str = include_str!("../../fixtures/requests/refer-and-monitor.json");
+
+#[derive(Deserialize)]
+struct RequestFile {
+    requests: Vec<Request>,
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+enum Request {
+    Referral {
+        description: String,
+        crn: String,
+        body: crs::wire::ReferralStarted,
+    },
+    Appointment {
+        description: String,
+        crn: String,
+        #[serde(rename = "referralId")]
+        referral_id: Uuid,
+        body: crs::wire::MergeAppointment,
+    },
+}
+
+/// Plays the request fixture through the same service the HTTP handlers call (source `cli`,
+/// actor `demo`); returns one line per request.
+async fn play_requests(engine: &Engine) -> anyhow::Result<Vec<String>> {
+    let file: RequestFile =
+        serde_json::from_str(REQUESTS).context("reading the request fixture")?;
+    let mut lines = Vec::new();
+    for (i, request) in file.requests.into_iter().enumerate() {
+        let metadata = projections::Metadata {
+            message_id: format!("demo:request:{i}"),
+            correlation_id: "demo".into(),
+            causation_id: None,
+            source: projections::Source::Cli,
+            actor: "demo".into(),
+            received_at: chrono::Utc::now(),
+        };
+        let line = match request {
+            Request::Referral {
+                description,
+                crn,
+                body,
+            } => {
+                crs::start_referral(engine, &crn, &body, &metadata).await?;
+                format!("PUT /probation-case/{crn}/referrals → 204 ({description})")
+            }
+            Request::Appointment {
+                description,
+                crn,
+                referral_id,
+                body,
+            } => {
+                let id =
+                    crs::merge_appointment(engine, &crn, referral_id, &body, &metadata).await?;
+                format!(
+                    "PUT /probation-case/{crn}/referrals/{referral_id}/appointments → {{\"appointmentId\": {id}}} ({description})"
+                )
+            }
+        };
+        lines.push(line);
+    }
+    Ok(lines)
+}
 
 /// Runs `demo`.
 pub async fn run(args: &DemoArgs) -> anyhow::Result<()> {
@@ -19,6 +90,7 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<()> {
     };
     let engine = Engine::memory();
     let report = seed::load(&engine, &file, "seed:demo").await?;
+    let played = play_requests(&engine).await?;
     let head = engine.head().await?;
     engine
         .wait_for_checkpoint(head, Duration::from_secs(30))
@@ -39,6 +111,9 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<()> {
                 "delius-bridge demo — embedded default, nothing is durable\n\nseed: {} commands changed Delius ({} events)\n",
                 report.changed, report.events
             )?;
+            for line in &played {
+                writeln!(out, "played: {line}")?;
+            }
             writeln!(
                 out,
                 "== Audit timeline ({} events)\n{}",

@@ -356,3 +356,124 @@ pub async fn delivery_units(engine: &Engine) -> Result<Vec<DeliveryUnit>, CrsErr
     units.sort_by(|a, b| a.code.cmp(&b.code));
     Ok(units)
 }
+
+/// The sentence of a conviction.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Sentence {
+    pub description: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expected_end_date: Option<String>,
+}
+
+/// The main offence of a conviction.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MainOffence {
+    pub category: String,
+    pub sub_category: String,
+}
+
+/// A conviction (an event with its sentence).
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Conviction {
+    /// The Delius event id (`sentenceId` of a referral).
+    pub id: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub date: Option<String>,
+    pub sentence: Sentence,
+    /// Absent where Delius holds no main offence for the event.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub main_offence: Option<MainOffence>,
+    pub active: bool,
+}
+
+/// `GET /probation-case/{crn}/convictions`.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Convictions {
+    pub case_detail: CaseDetail,
+    pub convictions: Vec<Conviction>,
+}
+
+/// `GET /probation-case/{crn}/convictions/{id}`.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConvictionDetail {
+    pub case_detail: CaseDetail,
+    pub conviction: Conviction,
+}
+
+/// Disposal type of adjournments: not a sentence, never shown as a conviction.
+const ADJOURNMENT: &str = "326";
+
+async fn conviction_list(engine: &Engine, crn: &str) -> Result<Vec<Conviction>, CrsError> {
+    let person = person(engine, crn).await?;
+    let mut convictions = Vec::new();
+    for event in rows_where(engine, "event", "offender_id", &get(&person, "offender_id")).await? {
+        if boolean(&event, "soft_deleted").unwrap_or(false) {
+            continue;
+        }
+        let event_id = get(&event, "event_id");
+        let Some(disposal) = rows_where(engine, "disposal", "event_id", &event_id)
+            .await?
+            .into_iter()
+            .next()
+        else {
+            continue;
+        };
+        let disposal_type = get(&disposal, "disposal_type_code");
+        if disposal_type == ADJOURNMENT {
+            continue;
+        }
+        let description = row(engine, "r_disposal_type", &disposal_type)
+            .await?
+            .and_then(|t| string(&t, "description"))
+            .unwrap_or(disposal_type);
+        let main_offence = match (
+            string(&event, "main_offence_category"),
+            string(&event, "main_offence_sub_category"),
+        ) {
+            (Some(category), Some(sub_category)) => Some(MainOffence {
+                category,
+                sub_category,
+            }),
+            _ => None,
+        };
+        convictions.push(Conviction {
+            id: int(&event, "event_id").unwrap_or_default(),
+            date: string(&event, "conviction_date"),
+            sentence: Sentence {
+                description,
+                expected_end_date: string(&disposal, "expected_end_date"),
+            },
+            main_offence,
+            active: boolean(&event, "active").unwrap_or(false),
+        });
+    }
+    Ok(convictions)
+}
+
+/// `GET /probation-case/{crn}/convictions`: the person's convictions (adjournments left out).
+pub async fn convictions(engine: &Engine, crn: &str) -> Result<Convictions, CrsError> {
+    Ok(Convictions {
+        case_detail: details(engine, crn).await?,
+        convictions: conviction_list(engine, crn).await?,
+    })
+}
+
+/// `GET /probation-case/{crn}/convictions/{id}`.
+pub async fn conviction(engine: &Engine, crn: &str, id: i64) -> Result<ConvictionDetail, CrsError> {
+    let conviction = conviction_list(engine, crn)
+        .await?
+        .into_iter()
+        .find(|c| c.id == id)
+        .ok_or_else(|| {
+            CrsError::NotFound(format!("Conviction with id of {id} not found for {crn}"))
+        })?;
+    Ok(ConvictionDetail {
+        case_detail: details(engine, crn).await?,
+        conviction,
+    })
+}

@@ -16,7 +16,10 @@ use super::auth::{
 use super::error::{ApiError, ErrorBody};
 use super::extract::{AppJson, AppPath, Crn};
 use super::AppState;
-use crate::crs::read::{CaseDetail, DeliveryUnit, Identifiers, OfficeLocation, ResponsibleOfficer};
+use crate::crs::read::{
+    CaseDetail, ConvictionDetail, Convictions, DeliveryUnit, Identifiers, OfficeLocation,
+    ResponsibleOfficer,
+};
 use crate::crs::wire::{AppointmentMerged, MergeAppointment, ReferralStarted};
 use crate::crs::{self, CrsError};
 use projections::{Metadata, Source};
@@ -40,6 +43,8 @@ pub fn routes(state: AppState) -> Router<AppState> {
     let case_reads = Router::new()
         .route("/probation-case/{crn}/identifiers", get(identifiers))
         .route("/probation-case/{crn}/details", get(details))
+        .route("/probation-case/{crn}/convictions", get(convictions))
+        .route("/probation-case/{crn}/convictions/{id}", get(conviction))
         .route_layer(require_roles(&state, ROLES_C));
     let shared_reads = Router::new()
         .route(
@@ -194,6 +199,49 @@ pub async fn details(
 ) -> Result<AppJson<CaseDetail>, ApiError> {
     Ok(AppJson(
         crs::read::details(&state.engine, crn.as_str()).await?,
+    ))
+}
+
+/// The person's convictions (adjournments left out).
+#[utoipa::path(
+    get,
+    path = "/probation-case/{crn}/convictions",
+    tag = "refer-and-monitor",
+    params(("crn" = Crn, Path, description = "Case reference number")),
+    responses(
+        (status = 200, body = Convictions),
+        (status = 404, description = "No such person", body = ErrorBody),
+    ),
+)]
+pub async fn convictions(
+    State(state): State<AppState>,
+    AppPath(crn): AppPath<Crn>,
+) -> Result<AppJson<Convictions>, ApiError> {
+    Ok(AppJson(
+        crs::read::convictions(&state.engine, crn.as_str()).await?,
+    ))
+}
+
+/// One conviction of the person.
+#[utoipa::path(
+    get,
+    path = "/probation-case/{crn}/convictions/{id}",
+    tag = "refer-and-monitor",
+    params(
+        ("crn" = Crn, Path, description = "Case reference number"),
+        ("id" = i64, Path, description = "Delius event id"),
+    ),
+    responses(
+        (status = 200, body = ConvictionDetail),
+        (status = 404, description = "No such person or conviction", body = ErrorBody),
+    ),
+)]
+pub async fn conviction(
+    State(state): State<AppState>,
+    AppPath((crn, id)): AppPath<(Crn, i64)>,
+) -> Result<AppJson<ConvictionDetail>, ApiError> {
+    Ok(AppJson(
+        crs::read::conviction(&state.engine, crn.as_str(), id).await?,
     ))
 }
 

@@ -316,6 +316,32 @@ mod tests {
     }
 
     #[test]
+    fn domain_outcome_flags_equal_the_migrations() {
+        use aggregates::diary::outcome;
+        let rows = parse_reference_rows(REFERENCE_SQL);
+        let flag = |value: &Option<String>| value.as_deref().map(|v| v == "true");
+        let mut checked = 0;
+        for (table, row) in rows {
+            if table != "r_contact_outcome_type" {
+                continue;
+            }
+            let code = row["code"].clone().unwrap();
+            let expected = (
+                flag(&row["outcome_attendance"]),
+                flag(&row["outcome_compliant_acceptable"]),
+            );
+            if outcome::flags(&code) != (None, None) {
+                assert_eq!(outcome::flags(&code), expected, "{code}");
+                checked += 1;
+            }
+        }
+        assert_eq!(
+            checked, 8,
+            "every outcome the domain uses is in the migration"
+        );
+    }
+
+    #[test]
     fn reads_whole_rows_with_nulls_and_numbers() {
         let sql = "INSERT INTO delius.r_disposal_type (code, description, sentence_type, ftc_limit) VALUES ('SC', 'Custody', 'SC', 3), ('X', 'None', NULL, NULL);";
         let rows = parse_reference_rows(sql);

@@ -4,7 +4,7 @@
 //! Wire types only: they nest the way a person reads a case (person → events → disposal →
 //! custody) and are split into per-aggregate baselines by `seed::plan`.
 
-use aggregates::case::{CommunityManager, Person, Requirement};
+use aggregates::case::{CommunityManager, Offence, Person, Requirement};
 use aggregates::custody::{LicenceCondition, Release};
 use aggregates::pom::{PrisonManager, ResponsibleOfficer};
 use aggregates::reference::{
@@ -85,6 +85,10 @@ pub struct EventSeed {
     #[serde(default)]
     pub first_release_date: Option<NaiveDate>,
     #[serde(default)]
+    pub conviction_date: Option<NaiveDate>,
+    #[serde(default)]
+    pub main_offence: Option<Offence>,
+    #[serde(default)]
     pub disposal: Option<DisposalSeed>,
 }
 
@@ -102,6 +106,8 @@ pub struct DisposalSeed {
     pub active: bool,
     #[serde(default)]
     pub termination_date: Option<NaiveDate>,
+    #[serde(default)]
+    pub expected_end_date: Option<NaiveDate>,
     #[serde(default)]
     pub requirements: Vec<Requirement>,
     #[serde(default)]

@@ -162,6 +162,8 @@ pub fn plan(file: &SeedFile, known: &KnownCodes) -> Vec<SeedCommand> {
                     in_breach: event.in_breach,
                     breach_end: event.breach_end,
                     first_release_date: event.first_release_date,
+                    conviction_date: event.conviction_date,
+                    main_offence: event.main_offence.clone(),
                     disposal: event.disposal.as_ref().map(|disposal| {
                         if let Some(custody) = &disposal.custody {
                             custodies.push(CustodyBaseline {
@@ -192,6 +194,7 @@ pub fn plan(file: &SeedFile, known: &KnownCodes) -> Vec<SeedCommand> {
                             disposal_date: disposal.disposal_date,
                             active: disposal.active,
                             termination_date: disposal.termination_date,
+                            expected_end_date: disposal.expected_end_date,
                             requirements: disposal.requirements.clone(),
                         }
                     }),

@@ -457,7 +457,7 @@ async fn the_response_waits_until_the_rows_are_visible(pool: PgPool) {
 #[sqlx::test(migrator = "delius_bridge::engine::MIGRATOR")]
 async fn every_endpoint_needs_a_token_and_its_role(pool: PgPool) {
     let app = app(pool).await;
-    let endpoints: [(&str, String, Option<Value>, &[&str]); 7] = [
+    let endpoints: [(&str, String, Option<Value>, &[&str]); 9] = [
         (
             "PUT",
             format!("/probation-case/{CRN}/referrals"),
@@ -479,6 +479,18 @@ async fn every_endpoint_needs_a_token_and_its_role(pool: PgPool) {
         (
             "GET",
             format!("/probation-case/{CRN}/details"),
+            None,
+            &[ROLE_CRS_REFERRAL],
+        ),
+        (
+            "GET",
+            format!("/probation-case/{CRN}/convictions"),
+            None,
+            &[ROLE_CRS_REFERRAL],
+        ),
+        (
+            "GET",
+            format!("/probation-case/{CRN}/convictions/2901"),
             None,
             &[ROLE_CRS_REFERRAL],
         ),
@@ -612,12 +624,34 @@ async fn case_information_reads(pool: PgPool) {
             .await
             .1
     );
+    insta::assert_json_snapshot!(
+        "convictions",
+        get(format!("/probation-case/{CRN}/convictions")).await.1
+    );
+    insta::assert_json_snapshot!(
+        "conviction",
+        get(format!("/probation-case/{CRN}/convictions/2901"))
+            .await
+            .1
+    );
+    let (status, body) = get(format!("/probation-case/{CRN}/convictions/2902")).await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "an adjournment is no conviction: {body}"
+    );
     insta::assert_json_snapshot!("office_locations", get("/office-locations".into()).await.1);
     insta::assert_json_snapshot!(
         "delivery_units",
         get("/probation-delivery-units".into()).await.1
     );
-    for uri in ["identifiers", "details", "responsible-officer"] {
+    for uri in [
+        "identifiers",
+        "details",
+        "responsible-officer",
+        "convictions",
+        "convictions/1",
+    ] {
         let (status, body) = get(format!("/probation-case/Z999999/{uri}")).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{uri}: {body}");
     }

@@ -61,7 +61,20 @@ pub struct Disposal {
     pub disposal_date: NaiveDate,
     pub active: bool,
     pub termination_date: Option<NaiveDate>,
+    /// When the sentence is expected to end (added after 1.0; absent in older events).
+    #[serde(default)]
+    pub expected_end_date: Option<NaiveDate>,
     pub requirements: Vec<Requirement>,
+}
+
+/// The main offence of a conviction.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Offence {
+    /// The offence's main category description, e.g. "Burglary (dwelling)".
+    pub category: String,
+    /// Its sub-category description.
+    pub sub_category: String,
 }
 
 /// A conviction event (`delius.event`) and its disposal.
@@ -75,6 +88,12 @@ pub struct SentenceEvent {
     pub in_breach: bool,
     pub breach_end: Option<NaiveDate>,
     pub first_release_date: Option<NaiveDate>,
+    /// When the person was convicted (added after 1.0; absent in older events).
+    #[serde(default)]
+    pub conviction_date: Option<NaiveDate>,
+    /// The main offence (added after 1.0; absent in older events).
+    #[serde(default)]
+    pub main_offence: Option<Offence>,
     pub disposal: Option<Disposal>,
 }
 

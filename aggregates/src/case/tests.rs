@@ -44,6 +44,8 @@ fn baseline(offender_id: i64, surname: &str) -> CaseBaseline {
             in_breach: false,
             breach_end: None,
             first_release_date: None,
+            conviction_date: None,
+            main_offence: None,
             disposal: None,
         }],
     }
