@@ -81,6 +81,63 @@ pub struct ServeArgs {
     /// unknown `kid` (5 s timeout).
     #[arg(long, env = "JWKS_URL")]
     pub jwks_url: Option<String>,
+    #[command(flatten)]
+    pub amqp: AmqpArgs,
+    #[command(flatten)]
+    pub upstream: UpstreamArgs,
+}
+
+/// How the bridge consumes domain events.
+#[derive(Debug, Clone, clap::Args)]
+pub struct AmqpArgs {
+    /// Prefix for the exchange and queue names (empty in production; tests use a unique one
+    /// so that they run in parallel on one broker).
+    #[arg(long = "amqp-prefix", env = "AMQP_PREFIX", default_value = "")]
+    pub prefix: String,
+    /// Unacknowledged messages each consumer may hold.
+    #[arg(long = "amqp-prefetch", env = "AMQP_PREFETCH", default_value_t = 16)]
+    pub prefetch: u16,
+    /// Consumers per queue in this process.
+    #[arg(long = "amqp-consumers", env = "AMQP_CONSUMERS", default_value_t = 2)]
+    pub consumers: u16,
+    /// Delays before each redelivery of a failing message, in milliseconds; after the last,
+    /// the message goes to `<queue>.dlq`.
+    #[arg(
+        long = "amqp-retry-delays-ms",
+        env = "AMQP_RETRY_DELAYS_MS",
+        value_delimiter = ',',
+        default_value = "1000,5000,30000,120000"
+    )]
+    pub retry_delays_ms: Vec<u64>,
+}
+
+/// The upstream HTTP services behind `detailUrl`s, and the token endpoint.
+#[derive(Debug, Clone, clap::Args)]
+pub struct UpstreamArgs {
+    /// Base URL of the interventions service (Refer and Monitor detailUrls).
+    #[arg(long, env = "INTERVENTIONS_API_URL")]
+    pub interventions_url: Option<String>,
+    /// Base URL of Manage POM Cases (allocation and handover detailUrls).
+    #[arg(long, env = "MANAGE_POM_CASES_API_URL")]
+    pub manage_pom_cases_url: Option<String>,
+    /// Base URL of the Prison API.
+    #[arg(long, env = "PRISON_API_URL")]
+    pub prison_api_url: Option<String>,
+    /// HMPPS Auth base URL; client-credentials tokens come from `{url}/auth/oauth/token`.
+    #[arg(long, env = "HMPPS_AUTH_URL")]
+    pub hmpps_auth_url: Option<String>,
+    /// OAuth client id for upstream calls.
+    #[arg(long, env = "CLIENT_ID")]
+    pub client_id: Option<String>,
+    /// OAuth client secret for upstream calls.
+    #[arg(long, env = "CLIENT_SECRET", hide_env_values = true)]
+    pub client_secret: Option<String>,
+    /// Timeout of one upstream request, in milliseconds.
+    #[arg(long, env = "UPSTREAM_TIMEOUT_MS", default_value_t = 5000)]
+    pub upstream_timeout_ms: u64,
+    /// Attempts per upstream request (transient failures only).
+    #[arg(long, env = "UPSTREAM_ATTEMPTS", default_value_t = 3)]
+    pub upstream_attempts: u32,
 }
 
 /// Options of `demo`.

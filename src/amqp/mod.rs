@@ -1,5 +1,9 @@
-//! The RabbitMQ connection: opened in the background with backoff and reopened when it
-//! drops, so that `serve` starts without the broker and readiness reports it.
+//! RabbitMQ: the broker connection (opened in the background with backoff and reopened when
+//! it drops, so that `serve` starts without the broker and readiness reports it), the
+//! message envelope and the disposition of handling outcomes.
+
+pub mod envelope;
+pub mod outcome;
 
 use std::sync::Arc;
 use std::time::Duration;
