@@ -78,6 +78,8 @@ impl Routed for Referral {
     fn command_name(command: &Timed<ReferralCommand>) -> &'static str {
         match command.command {
             ReferralCommand::Start(_) => "StartReferral",
+            ReferralCommand::NotifyActionPlan(_) => "NotifyActionPlan",
+            ReferralCommand::End(_) => "EndReferral",
         }
     }
 
@@ -90,16 +92,22 @@ impl Routed for Diary {
     fn command_name(command: &Timed<DiaryCommand>) -> &'static str {
         match command.command {
             DiaryCommand::MergeAppointment(_) => "MergeAppointment",
+            DiaryCommand::RecordFeedback(_) => "RecordFeedback",
+            DiaryCommand::WithdrawFutureAppointments(_) => "WithdrawFutureAppointments",
         }
     }
 
     /// `{"appointmentId": contact id}` of the appointment the merge left current.
     fn reply(state: &Self, command: &Self::Command, _events: &[Self::Event]) -> Value {
-        let DiaryCommand::MergeAppointment(merge) = &command.command;
-        let urn = appointment_urn(merge.appointment_id);
-        serde_json::json!({
-            "appointmentId": state.by_reference(&urn).map(|e| e.contact.contact_id)
-        })
+        match &command.command {
+            DiaryCommand::MergeAppointment(merge) => {
+                let urn = appointment_urn(merge.appointment_id);
+                serde_json::json!({
+                    "appointmentId": state.by_reference(&urn).map(|e| e.contact.contact_id)
+                })
+            }
+            _ => Value::Null,
+        }
     }
 }
 

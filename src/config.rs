@@ -45,6 +45,9 @@ pub enum OutputFormat {
 }
 
 /// The subcommands.
+// `Serve` carries all the service's settings; the enum is built once per process, so its size
+// does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the service: HTTP, consumers and projectors. Runs migrations on start.
@@ -57,6 +60,10 @@ pub enum Command {
     Seed(SeedArgs),
     /// Run the database migrations and exit.
     Migrate,
+    /// Support: list, show and re-drive dead-lettered messages (the `<queue>.dlq` queues).
+    /// Safe while `serve` runs: browsing requeues every message, a re-drive removes the dead
+    /// letter only after its copy is confirmed.
+    DeadLetters(DeadLettersArgs),
 }
 
 /// Options of `serve`.
@@ -138,6 +145,56 @@ pub struct UpstreamArgs {
     /// Attempts per upstream request (transient failures only).
     #[arg(long, env = "UPSTREAM_ATTEMPTS", default_value_t = 3)]
     pub upstream_attempts: u32,
+}
+
+/// Options of `dead-letters`.
+#[derive(Debug, clap::Args)]
+pub struct DeadLettersArgs {
+    /// RabbitMQ URL (amqp://user:pass@host:port/vhost).
+    #[arg(long, env = "AMQP_URL")]
+    pub amqp_url: String,
+    /// Prefix of the exchange and queue names (as `serve` was given).
+    #[arg(long = "amqp-prefix", env = "AMQP_PREFIX", default_value = "")]
+    pub prefix: String,
+    #[command(subcommand)]
+    pub command: DeadLettersCommand,
+}
+
+/// What to do with dead letters.
+#[derive(Debug, Subcommand)]
+pub enum DeadLettersCommand {
+    /// List the dead letters: queue, message id, event type, reason, attempts, when.
+    List {
+        /// Only this queue (unprefixed, e.g. refer-and-monitor-and-delius).
+        #[arg(long)]
+        queue: Option<String>,
+        /// Output for people (table) or tools (JSON).
+        #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+        format: OutputFormat,
+    },
+    /// Show a dead letter with its original body (every queue holding it).
+    Show {
+        /// The message id (SNS MessageId).
+        message_id: String,
+        /// Only this queue.
+        #[arg(long)]
+        queue: Option<String>,
+        /// Output for people (text) or tools (JSON).
+        #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+        format: OutputFormat,
+    },
+    /// Move a dead letter (or all of them) back to its queue, attempt 1.
+    Redrive {
+        /// The message id (SNS MessageId).
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        message_id: Option<String>,
+        /// Every dead letter (of --queue, or of every queue).
+        #[arg(long)]
+        all: bool,
+        /// Only this queue.
+        #[arg(long)]
+        queue: Option<String>,
+    },
 }
 
 /// Options of `demo`.

@@ -141,6 +141,23 @@ fn referral(event: &ReferralEvent) -> Vec<RowChange> {
             status_history(*nsi_id, history),
             contact(status_contact),
         ],
+        ReferralEvent::ReferralNoteAdded { contact: note } => vec![contact(note)],
+        ReferralEvent::ReferralOutcomeSet {
+            nsi_id,
+            outcome_code,
+            contact: terminated,
+        } => vec![
+            RowChange::update("nsi", *nsi_id, json!({ "nsi_outcome_code": outcome_code })),
+            contact(terminated),
+        ],
+        ReferralEvent::ReferralEnded {
+            nsi_id,
+            actual_end_date,
+        } => vec![RowChange::update(
+            "nsi",
+            *nsi_id,
+            json!({ "actual_end_date": actual_end_date, "active": false }),
+        )],
     }
 }
 

@@ -27,6 +27,8 @@ struct Notification {
     message: String,
     #[serde(rename = "MessageAttributes", default)]
     attributes: BTreeMap<String, Attribute>,
+    #[serde(rename = "Timestamp", default)]
+    timestamp: Option<DateTime<FixedOffset>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -121,13 +123,16 @@ pub struct Envelope {
     /// From `MessageAttributes.eventType`, else `Message.eventType`.
     pub event_type: String,
     pub event: DomainEvent,
+    /// When SNS published the message: the time decisions read, so that a redelivery on
+    /// another day decides as the first delivery did.
+    pub published_at: Option<DateTime<FixedOffset>>,
 }
 
 impl Envelope {
     /// Parses an SNS notification body.
     pub fn parse(body: &[u8]) -> Result<Self, EnvelopeError> {
-        let notification: Notification = serde_json::from_slice(body)
-            .map_err(|e| EnvelopeError::Notification(e.to_string()))?;
+        let notification: Notification =
+            serde_json::from_slice(body).map_err(|e| EnvelopeError::Notification(e.to_string()))?;
         let event: DomainEvent = serde_json::from_str(&notification.message)
             .map_err(|e| EnvelopeError::Message(e.to_string()))?;
         let event_type = notification
@@ -140,6 +145,7 @@ impl Envelope {
             message_id: notification.message_id,
             event_type,
             event,
+            published_at: notification.timestamp,
         })
     }
 }
@@ -180,7 +186,10 @@ mod tests {
     fn reads_the_person_and_additional_information() {
         let body = br#"{"Type":"Notification","MessageId":"m1","Message":"{\"eventType\":\"x.y\",\"additionalInformation\":{\"deliusAppointmentId\":\"42\"},\"personReference\":{\"identifiers\":[{\"type\":\"NOMS\",\"value\":\"A1234BC\"},{\"type\":\"CRN\",\"value\":\"X123456\"}]}}"}"#;
         let envelope = Envelope::parse(body).unwrap();
-        assert_eq!(envelope.event_type, "x.y", "falls back to Message.eventType");
+        assert_eq!(
+            envelope.event_type, "x.y",
+            "falls back to Message.eventType"
+        );
         assert_eq!(envelope.event.crn(), Some("X123456"));
         assert_eq!(envelope.event.noms_number(), Some("A1234BC"));
         assert_eq!(envelope.event.info_i64("deliusAppointmentId"), Some(42));
@@ -189,12 +198,19 @@ mod tests {
     #[test]
     fn null_additional_information_is_empty() {
         let body = br#"{"MessageId":"m","Message":"{\"eventType\":\"a\",\"additionalInformation\":null}"}"#;
-        assert!(Envelope::parse(body).unwrap().event.additional_information.is_empty());
+        assert!(Envelope::parse(body)
+            .unwrap()
+            .event
+            .additional_information
+            .is_empty());
     }
 
     #[test]
     fn bad_bodies_are_named() {
-        assert!(matches!(Envelope::parse(b"not json"), Err(EnvelopeError::Notification(_))));
+        assert!(matches!(
+            Envelope::parse(b"not json"),
+            Err(EnvelopeError::Notification(_))
+        ));
         assert!(matches!(
             Envelope::parse(br#"{"MessageId":"m","Message":"not json"}"#),
             Err(EnvelopeError::Message(_))

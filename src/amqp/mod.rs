@@ -1,14 +1,25 @@
 //! RabbitMQ: the broker connection (opened in the background with backoff and reopened when
 //! it drops, so that `serve` starts without the broker and readiness reports it), the
 //! message envelope and the disposition of handling outcomes.
+//!
+//! - [`topology`]: the exchange, queues, bindings, delay and dead-letter queues, as data and
+//!   declarations.
+//! - [`handler`]: the [`handler::MessageHandler`] port, the [`handler::Handlers`] registry and
+//!   the [`handler::OutcomeLog`].
+//! - [`consumer`]: the supervised competing consumers ([`consumer::Consumers`]).
+//! - [`dead_letters`]: listing, showing and re-driving dead letters.
 
+pub mod consumer;
+pub mod dead_letters;
 pub mod envelope;
+pub mod handler;
 pub mod outcome;
+pub mod topology;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use lapin::{Connection, ConnectionProperties};
+use lapin::{Channel, Connection, ConnectionProperties};
 use tokio::sync::{watch, RwLock};
 
 /// A broker connection kept open in the background.
@@ -52,6 +63,30 @@ impl Broker {
             }
         });
         Self { connection }
+    }
+
+    /// A broker connected now, without the background reconnection (for one-shot commands).
+    pub async fn connect(url: &str) -> Result<Self, lapin::Error> {
+        let connection = Connection::connect(url, ConnectionProperties::default()).await?;
+        Ok(Self {
+            connection: Arc::new(RwLock::new(Some(connection))),
+        })
+    }
+
+    /// A new channel on the current connection; `None` while not connected.
+    pub async fn channel(&self) -> Result<Option<Channel>, lapin::Error> {
+        match self.connection.read().await.as_ref() {
+            Some(c) if c.status().connected() => c.create_channel().await.map(Some),
+            _ => Ok(None),
+        }
+    }
+
+    /// Closes the connection (a broker from [`Broker::connect`]; one from [`Broker::start`]
+    /// closes on its shutdown signal).
+    pub async fn close(&self) {
+        if let Some(c) = self.connection.write().await.take() {
+            let _ = c.close(200, "OK".into()).await;
+        }
     }
 
     /// Whether the connection is open now.

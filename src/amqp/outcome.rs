@@ -63,12 +63,14 @@ pub fn disposition(outcome: &HandlerOutcome, attempt: u32, policy: &RetryPolicy)
         HandlerOutcome::Rejected { reason } => Disposition::DeadLetter {
             reason: reason.clone(),
         },
-        HandlerOutcome::Failed { reason } => match policy.delays.get(attempt.saturating_sub(1) as usize) {
-            Some(delay) => Disposition::Retry { delay: *delay },
-            None => Disposition::DeadLetter {
-                reason: format!("failed after {attempt} attempts: {reason}"),
-            },
-        },
+        HandlerOutcome::Failed { reason } => {
+            match policy.delays.get(attempt.saturating_sub(1) as usize) {
+                Some(delay) => Disposition::Retry { delay: *delay },
+                None => Disposition::DeadLetter {
+                    reason: format!("failed after {attempt} attempts: {reason}"),
+                },
+            }
+        }
     }
 }
 

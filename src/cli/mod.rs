@@ -1,5 +1,6 @@
 //! One module per subcommand. Each documents whether it is safe while `serve` runs.
 
+pub mod dead_letters;
 pub mod demo;
 pub mod seed;
 pub mod serve;
@@ -15,6 +16,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(ref args) => serve::run(&cli, args).await,
         Command::Demo(ref args) => demo::run(args).await,
         Command::Seed(ref args) => seed::run(&cli, args).await,
+        Command::DeadLetters(ref args) => dead_letters::run(args).await,
         Command::Migrate => {
             let url = cli
                 .database_url

@@ -1,4 +1,6 @@
-//! `delius-bridge serve`: HTTP, broker connection and projectors until SIGINT/SIGTERM.
+//! `delius-bridge serve`: HTTP, consumers, broker connection and projectors until
+//! SIGINT/SIGTERM. On the signal HTTP stops first, then the consumers finish and ack their
+//! in-flight messages, then the projector stops.
 //! Several `serve` processes may share one PostgreSQL and one RabbitMQ: projectors take an
 //! advisory lock (one active instance each), commands are concurrency-checked.
 
@@ -7,6 +9,9 @@ use std::sync::Arc;
 use anyhow::Context;
 use tokio::sync::watch;
 
+use crate::amqp::consumer::{ConsumerConfig, Consumers};
+use crate::amqp::dead_letters::DeadLetters;
+use crate::amqp::handler::OutcomeLog;
 use crate::amqp::Broker;
 use crate::config::{Cli, ServeArgs};
 use crate::engine::Backend;
@@ -19,6 +24,7 @@ pub const DEMO_SEED: &str = include_str!("../../fixtures/delius/demo.json");
 
 /// Runs `serve`.
 pub async fn run(cli: &Cli, args: &ServeArgs) -> anyhow::Result<()> {
+    crate::metrics::install();
     let auth = Arc::new(auth(cli, args)?);
     auth.warm_up().await;
     let engine = Arc::new(super::engine(cli).await?);
@@ -36,15 +42,35 @@ pub async fn run(cli: &Cli, args: &ServeArgs) -> anyhow::Result<()> {
         let report = seed::load(&engine, &file, &format!("seed:{}", path.display())).await?;
         tracing::info!(file = %path.display(), changed = report.changed, "seed loaded");
     }
+    let upstream = crate::upstream::UpstreamClient::from_args(&args.upstream)
+        .context("configuring the upstream HTTP client")?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let broker = args
         .amqp_url
         .clone()
         .map(|url| Broker::start(url, shutdown_rx.clone()));
+    let consumers = args.amqp_url.clone().map(|url| {
+        let config = ConsumerConfig::new(
+            url,
+            args.amqp.clone(),
+            OutcomeLog::for_backend(&engine.backend),
+        );
+        let handlers = crate::handlers::registry(&engine, &upstream);
+        if handlers.is_empty() {
+            tracing::warn!(
+                "no message handlers registered: queues are declared, nothing is consumed"
+            );
+        }
+        Consumers::start(config, handlers, shutdown_rx.clone())
+    });
+    let dead_letters = broker
+        .clone()
+        .map(|broker| DeadLetters::new(broker, &args.amqp.prefix));
     let state = AppState {
         engine: engine.clone(),
         broker,
         auth,
+        dead_letters,
     };
     let listener = tokio::net::TcpListener::bind(args.bind)
         .await
@@ -56,6 +82,9 @@ pub async fn run(cli: &Cli, args: &ServeArgs) -> anyhow::Result<()> {
         .context("serving HTTP")?;
     tracing::info!("shutting down");
     let _ = shutdown_tx.send(true);
+    if let Some(consumers) = consumers {
+        consumers.join().await;
+    }
     if let Ok(engine) = Arc::try_unwrap(engine) {
         engine.shutdown().await;
     }

@@ -3,6 +3,7 @@
 //! aggregate, the NSI from the `Referral` aggregate, reference rows), builds one command,
 //! executes it on the bus and answers only once the Delius rows it wrote are visible.
 
+pub mod events;
 pub mod read;
 pub mod wire;
 
@@ -96,6 +97,32 @@ async fn case_sentence(
     Ok((baseline.person.offender_id, event))
 }
 
+/// The person's offender id and what the failure-to-comply rules need of event `event_id`.
+pub async fn event_facts(
+    engine: &Engine,
+    crn: &str,
+    event_id: i64,
+) -> Result<(i64, EventFacts), CrsError> {
+    let (offender_id, event) = case_sentence(engine, crn, event_id).await?;
+    let disposal = event
+        .disposal
+        .as_ref()
+        .ok_or_else(|| CrsError::NotFound(format!("Event with id of {event_id} not found")))?;
+    let ftc_limit = reference::row(engine, "r_disposal_type", &disposal.disposal_type_code)
+        .await?
+        .and_then(|row| reference::int(&row, "ftc_limit"))
+        .map(|limit| limit as i32);
+    Ok((
+        offender_id,
+        EventFacts {
+            event_id: event.event_id,
+            disposal_date: disposal.disposal_date,
+            breach_end: event.breach_end,
+            ftc_limit,
+        },
+    ))
+}
+
 /// `PUT /probation-case/{crn}/referrals`.
 pub async fn start_referral(
     engine: &Engine,
@@ -139,7 +166,9 @@ pub async fn start_referral(
                     code: "unknown_contract_type",
                     message: rejected.to_string(),
                 },
-                ReferralError::OtherPerson { .. } => CrsError::NotFound(rejected.to_string()),
+                ReferralError::OtherPerson { .. } | ReferralError::NotFound { .. } => {
+                    CrsError::NotFound(rejected.to_string())
+                }
                 ReferralError::Ids(e) => CrsError::Internal(e.into()),
             })
         })?;
@@ -187,14 +216,7 @@ pub async fn merge_appointment(
             )));
         }
     }
-    let (offender_id, event) = case_sentence(engine, crn, referral.event_id).await?;
-    let disposal = event.disposal.as_ref().ok_or_else(|| {
-        CrsError::NotFound(format!("Event with id of {} not found", event.event_id))
-    })?;
-    let ftc_limit = reference::row(engine, "r_disposal_type", &disposal.disposal_type_code)
-        .await?
-        .and_then(|row| reference::int(&row, "ftc_limit"))
-        .map(|limit| limit as i32);
+    let (offender_id, event_facts) = event_facts(engine, crn, referral.event_id).await?;
     let command = DiaryCommand::MergeAppointment(Box::new(MergeAppointment {
         offender_id,
         referral: ReferralFacts {
@@ -203,12 +225,7 @@ pub async fn merge_appointment(
             event_id: referral.event_id,
             rar_requirement_id: referral.requirement_id,
         },
-        event: EventFacts {
-            event_id: event.event_id,
-            disposal_date: disposal.disposal_date,
-            breach_end: event.breach_end,
-            ftc_limit,
-        },
+        event: event_facts,
         appointment_id: request.id,
         referral_reference: request.referral_reference.clone(),
         start: request.start.with_timezone(&Utc),
@@ -240,6 +257,7 @@ pub async fn merge_appointment(
                     message: rejected.to_string(),
                 },
                 DiaryError::AppointmentClash => CrsError::Conflict(rejected.to_string()),
+                DiaryError::AppointmentNotFound { .. } => CrsError::NotFound(rejected.to_string()),
                 DiaryError::Ids(e) => CrsError::Internal(e.into()),
             })
         })?;

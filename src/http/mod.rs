@@ -3,12 +3,14 @@
 //! - [`health`]: health and info, no auth.
 //! - [`openapi`]: `GET /v3/api-docs` and the Swagger UI at `/swagger-ui/`, no auth.
 //! - [`crs`]: Refer and Monitor, bearer JWT with roles ([`auth::require_roles`]).
+//! - [`admin`]: support — the dead letters (admin role) and `GET /metrics` (no auth).
 //!
 //! Shared pieces: [`auth`] (tokens, roles, [`auth::Caller`]), [`error`] ([`error::ApiError`],
 //! the JSON error body), [`extract`] ([`extract::AppJson`], [`extract::AppPath`],
 //! [`extract::Crn`]). Every request runs in a tracing span with its method, path and request id
 //! (`X-Request-Id`, taken from the request or generated, and echoed in the response).
 
+pub mod admin;
 pub mod auth;
 pub mod crs;
 pub mod error;
@@ -27,6 +29,7 @@ use axum::routing::get;
 use axum::Router;
 use tracing::Instrument;
 
+use crate::amqp::dead_letters::DeadLetters;
 use crate::amqp::Broker;
 use crate::engine::Engine;
 
@@ -38,6 +41,8 @@ pub struct AppState {
     pub broker: Option<Broker>,
     /// Verifies bearer tokens for [`auth::require_roles`].
     pub auth: Arc<auth::Auth>,
+    /// The dead-letter queues (`/dead-letters`), when a broker is configured.
+    pub dead_letters: Option<DeadLetters>,
 }
 
 /// Every route of the service.
@@ -47,8 +52,10 @@ pub fn router(state: AppState) -> Router {
         .route("/health/liveness", get(health::liveness))
         .route("/health/readiness", get(health::readiness))
         .route("/info", get(health::info))
+        .route("/metrics", get(admin::metrics))
         .merge(openapi::routes())
         .merge(crs::routes(state.clone()))
+        .merge(admin::routes(state.clone()))
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(axum::middleware::from_fn(request_span))

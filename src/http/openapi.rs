@@ -67,6 +67,11 @@ pub const SWAGGER_UI_PATH: &str = "/swagger-ui";
         super::crs::responsible_officer,
         super::crs::office_locations,
         super::crs::delivery_units,
+        // Support (src/http/admin.rs).
+        super::admin::list_dead_letters,
+        super::admin::show_dead_letter,
+        super::admin::redrive_dead_letter,
+        super::admin::metrics,
     ),
     components(schemas(
         ErrorBody,
@@ -82,6 +87,9 @@ pub const SWAGGER_UI_PATH: &str = "/swagger-ui";
         crate::crs::read::ResponsibleOfficer,
         crate::crs::read::OfficeLocation,
         crate::crs::read::DeliveryUnit,
+        crate::amqp::dead_letters::DeadLetter,
+        crate::amqp::dead_letters::DeadLetterDetail,
+        crate::amqp::dead_letters::Redriven,
     )),
     modifiers(&BearerJwt),
     // The name must equal `BEARER_SCHEME`.
@@ -89,6 +97,7 @@ pub const SWAGGER_UI_PATH: &str = "/swagger-ui";
     tags(
         (name = "health", description = "Liveness, readiness and build information (no auth)"),
         (name = "refer-and-monitor", description = "Refer and Monitor an Intervention (CRS)"),
+        (name = "support", description = "Dead letters (ROLE_PROBATION_INTEGRATION_ADMIN) and metrics"),
     )
 )]
 pub struct ApiDoc;

@@ -47,6 +47,7 @@ pub fn state() -> AppState {
         engine: Arc::new(Engine::memory()),
         broker: None,
         auth: auth(),
+        dead_letters: None,
     }
 }
 

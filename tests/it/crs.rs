@@ -42,6 +42,7 @@ async fn app(pool: PgPool) -> App {
         engine: engine.clone(),
         broker: None,
         auth: auth(),
+        dead_letters: None,
     };
     App {
         router: router(state),

@@ -12,6 +12,7 @@ use sqlx::PgPool;
 use tokio::sync::watch;
 use tower::ServiceExt;
 
+use crate::broker::amqp_url;
 use crate::engine;
 
 async fn get(state: AppState, uri: &str) -> (StatusCode, serde_json::Value) {
@@ -24,10 +25,6 @@ async fn get(state: AppState, uri: &str) -> (StatusCode, serde_json::Value) {
         .await
         .unwrap();
     (status, serde_json::from_slice(&bytes).unwrap())
-}
-
-fn amqp_url() -> String {
-    std::env::var("AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
 }
 
 async fn wait_connected(broker: &Broker) {
@@ -52,6 +49,7 @@ async fn ready_when_database_and_broker_are_up(pool: PgPool) {
         engine: Arc::new(engine(pool)),
         broker: Some(broker),
         auth: crate::auth::auth(),
+        dead_letters: None,
     };
     let (status, body) = get(state.clone(), "/health/readiness").await;
     assert_eq!(status, StatusCode::OK);
@@ -76,6 +74,7 @@ async fn not_ready_without_the_broker() {
         engine: Arc::new(Engine::memory()),
         broker: Some(broker),
         auth: crate::auth::auth(),
+        dead_letters: None,
     };
     let (status, body) = get(state, "/health/readiness").await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
@@ -90,6 +89,7 @@ async fn unknown_routes_get_a_json_404() {
         engine: Arc::new(Engine::memory()),
         broker: None,
         auth: crate::auth::auth(),
+        dead_letters: None,
     };
     let (status, body) = get(state, "/no/such/thing").await;
     assert_eq!(status, StatusCode::NOT_FOUND);

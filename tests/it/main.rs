@@ -4,12 +4,16 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod amqp;
 mod auth;
+mod broker;
 mod bus;
 mod crs;
 mod health;
 mod projector;
+mod rm_events;
 mod seed;
+mod upstream;
 
 use std::time::Duration;
 

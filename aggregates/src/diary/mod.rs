@@ -101,10 +101,32 @@ pub struct MergeAppointment {
     pub reschedule_requested_by: Option<String>,
 }
 
+/// Session feedback from the interventions service (both feedback events).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecordFeedback {
+    pub referral: ReferralFacts,
+    pub event: EventFacts,
+    /// The URN of the appointment the latest feedback is about.
+    pub appointment_urn: String,
+    /// The Delius contact id upstream knows, tried when the URN matches nothing.
+    pub delius_id: Option<i64>,
+    pub outcome: OutcomeInput,
+    /// "Session Feedback Recorded for …", appended to the appointment's notes.
+    pub notes: String,
+}
+
+/// The referral ended: its future appointments without outcome are withdrawn.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WithdrawFutureAppointments {
+    pub nsi_id: i64,
+}
+
 /// Commands on a diary.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum DiaryCommand {
     MergeAppointment(Box<MergeAppointment>),
+    RecordFeedback(Box<RecordFeedback>),
+    WithdrawFutureAppointments(WithdrawFutureAppointments),
 }
 
 /// Events of a diary.
@@ -179,6 +201,9 @@ pub enum DiaryError {
     /// HTTP 400: the outcome's attendance and session answers map to no Delius outcome.
     #[error("Outcome Scenario Not Mapped")]
     OutcomeScenarioNotMapped,
+    /// Feedback for an appointment Delius does not hold (rejected, not retried).
+    #[error("appointment not found: {urn}")]
+    AppointmentNotFound { urn: String, delius_id: Option<i64> },
     /// HTTP 400: a duration that is negative.
     #[error("durationInMinutes must not be negative")]
     NegativeDuration,
@@ -299,6 +324,31 @@ fn append_notes(existing: Option<&str>, new: Option<&str>) -> Option<String> {
     }
 }
 
+/// A contact about `appointment` (enforcement action, review), dated `at`, linked to it, with
+/// its person, event, NSI and allocation.
+fn linked_contact(
+    appointment: &Contact,
+    contact_id: i64,
+    contact_type: &str,
+    at: chrono::NaiveDateTime,
+    notes: Option<String>,
+) -> Contact {
+    Contact {
+        contact_id,
+        contact_type_code: contact_type.into(),
+        requirement_id: None,
+        contact_date: at.date(),
+        start_time: Some(at.time()),
+        end_time: None,
+        office_location_code: None,
+        rar_activity: None,
+        linked_contact_id: Some(appointment.contact_id),
+        external_reference: None,
+        notes,
+        ..appointment.clone()
+    }
+}
+
 /// Hours for `minutes`, rounded half-up to two decimals.
 pub fn hours_credited(minutes: i64) -> String {
     let hundredths = (minutes * 100 + 30) / 60;
@@ -321,6 +371,15 @@ impl Aggregate for Diary {
         match command.command {
             DiaryCommand::MergeAppointment(merge) => {
                 self.merge(*merge, command.at, services, sink).await
+            }
+            DiaryCommand::RecordFeedback(feedback) => {
+                self.record_feedback(*feedback, command.at, services, sink)
+                    .await
+            }
+            DiaryCommand::WithdrawFutureAppointments(withdraw) => {
+                self.withdraw_future(withdraw.nsi_id, command.at, sink)
+                    .await;
+                Ok(())
             }
         }
     }
@@ -541,17 +600,99 @@ impl Diary {
             }
         };
         if let Some(outcome) = outcome {
-            self.record_outcome(target, outcome, &m, now, services, sink)
+            self.record_outcome(target, outcome, &m.referral, &m.event, now, services, sink)
                 .await?;
         }
         Ok(())
     }
 
+    async fn record_feedback(
+        &mut self,
+        f: RecordFeedback,
+        now: DateTime<Utc>,
+        services: &Services,
+        sink: &EventSink<Self>,
+    ) -> Result<(), DiaryError> {
+        let outcome = f.outcome.delius_outcome()?;
+        let entry = self
+            .by_reference(&f.appointment_urn)
+            .or_else(|| {
+                f.delius_id
+                    .and_then(|id| self.entries.get(&id))
+                    .filter(|e| !e.soft_deleted)
+            })
+            .cloned()
+            .ok_or_else(|| DiaryError::AppointmentNotFound {
+                urn: f.appointment_urn.clone(),
+                delius_id: f.delius_id,
+            })?;
+        let notes = append_notes(entry.contact.notes.as_deref(), Some(&f.notes));
+        if notes != entry.contact.notes {
+            sink.write(
+                DiaryEvent::AppointmentDetailsChanged {
+                    contact_id: entry.contact.contact_id,
+                    office_location_code: entry.contact.office_location_code.clone(),
+                    notes,
+                    external_reference: entry.contact.external_reference.clone(),
+                },
+                self,
+            )
+            .await;
+        }
+        self.record_outcome(
+            entry.contact.contact_id,
+            outcome,
+            &f.referral,
+            &f.event,
+            now,
+            services,
+            sink,
+        )
+        .await
+    }
+
+    /// Withdraws the NSI's CRS appointments dated today or later that have no outcome.
+    async fn withdraw_future(&mut self, nsi_id: i64, now: DateTime<Utc>, sink: &EventSink<Self>) {
+        let today = london::local(now).date();
+        let future: Vec<i64> = self
+            .entries
+            .values()
+            .filter(|e| {
+                e.contact.nsi_id == Some(nsi_id)
+                    && matches!(
+                        e.contact.contact_type_code.as_str(),
+                        contact_type::CRS_RAR | contact_type::CRS
+                    )
+                    && e.outcome_code.is_none()
+                    && !e.soft_deleted
+                    && e.contact.contact_date >= today
+            })
+            .map(|e| e.contact.contact_id)
+            .collect();
+        for contact_id in future {
+            let (attended, complied) = outcome::flags(outcome::APPOINTMENT_WITHDRAWN);
+            sink.write(
+                DiaryEvent::AppointmentOutcomeRecorded {
+                    contact_id,
+                    outcome_code: outcome::APPOINTMENT_WITHDRAWN.into(),
+                    attended,
+                    complied,
+                    hours_credited: None,
+                    rar_activity: false,
+                },
+                self,
+            )
+            .await;
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
     async fn record_outcome(
         &mut self,
         contact_id: i64,
         outcome: outcome::DeliusOutcome,
-        m: &MergeAppointment,
+        referral: &ReferralFacts,
+        event: &EventFacts,
         now: DateTime<Utc>,
         services: &Services,
         sink: &EventSink<Self>,
@@ -583,25 +724,19 @@ impl Diary {
             let local = london::local(now);
             let enforcement_id = services.ids.next_id(IdSequence::Enforcement).await?;
             let action_contact_id = services.ids.next_id(IdSequence::Contact).await?;
-            let action_contact = Contact {
-                contact_id: action_contact_id,
-                contact_type_code: contact_type::REFER_TO_OM.into(),
-                requirement_id: None,
-                contact_date: local.date(),
-                start_time: Some(local.time()),
-                end_time: None,
-                office_location_code: None,
-                rar_activity: None,
-                linked_contact_id: Some(contact_id),
-                external_reference: None,
-                notes: Some(format!(
-                    "{}\n{}\nEnforcement Action: {}",
-                    entry.contact.notes.as_deref().unwrap_or_default(),
-                    local.format("%d/%m/%Y %H:%M"),
-                    enforcement::DESCRIPTION
-                )),
-                ..entry.contact.clone()
-            };
+            let notes = format!(
+                "{}\n{}\nEnforcement Action: {}",
+                entry.contact.notes.as_deref().unwrap_or_default(),
+                local.format("%d/%m/%Y %H:%M"),
+                enforcement::DESCRIPTION
+            );
+            let action_contact = linked_contact(
+                &entry.contact,
+                action_contact_id,
+                contact_type::REFER_TO_OM,
+                local,
+                Some(notes),
+            );
             sink.write(
                 DiaryEvent::EnforcementRecorded {
                     enforcement_id,
@@ -613,34 +748,27 @@ impl Diary {
                 self,
             )
             .await;
-            let ftc_count = self.ftc_count(&m.event);
-            if self.ftc_counts.get(&m.event.event_id) != Some(&ftc_count) {
+            let ftc_count = self.ftc_count(event);
+            if self.ftc_counts.get(&event.event_id) != Some(&ftc_count) {
                 sink.write(
                     DiaryEvent::FailureToComplyCounted {
-                        event_id: m.event.event_id,
+                        event_id: event.event_id,
                         ftc_count,
                     },
                     self,
                 )
                 .await;
             }
-            let limit_passed = m.event.ftc_limit.is_some_and(|limit| ftc_count > limit);
-            if limit_passed && !self.outstanding_review(&m.event) {
+            let limit_passed = event.ftc_limit.is_some_and(|limit| ftc_count > limit);
+            if limit_passed && !self.outstanding_review(event) {
                 let review_id = services.ids.next_id(IdSequence::Contact).await?;
-                let review = Contact {
-                    contact_id: review_id,
-                    contact_type_code: contact_type::REVIEW_ENFORCEMENT.into(),
-                    requirement_id: None,
-                    contact_date: local.date(),
-                    start_time: Some(local.time()),
-                    end_time: None,
-                    office_location_code: None,
-                    rar_activity: None,
-                    linked_contact_id: Some(contact_id),
-                    external_reference: None,
-                    notes: None,
-                    ..entry.contact.clone()
-                };
+                let review = linked_contact(
+                    &entry.contact,
+                    review_id,
+                    contact_type::REVIEW_ENFORCEMENT,
+                    local,
+                    None,
+                );
                 sink.write(
                     DiaryEvent::EnforcementReviewRequested { contact: review },
                     self,
@@ -648,8 +776,8 @@ impl Diary {
                 .await;
             }
         }
-        if m.referral.rar_requirement_id.is_some() {
-            let nsi_id = m.referral.nsi_id;
+        if referral.rar_requirement_id.is_some() {
+            let nsi_id = referral.nsi_id;
             let rar_count = self.rar_count(nsi_id);
             if self.rar_counts.get(&nsi_id).copied().unwrap_or(0) != rar_count
                 || !self.rar_counts.contains_key(&nsi_id)

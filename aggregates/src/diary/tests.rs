@@ -259,3 +259,132 @@ fn hours_are_rounded_half_up_to_two_decimals() {
     assert_eq!(hours_credited(1), "0.02");
     assert_eq!(hours_credited(125), "2.08");
 }
+
+fn feedback(urn: String, delius_id: Option<i64>, o: OutcomeInput) -> Timed<DiaryCommand> {
+    let m = merge(1, 10);
+    Timed::new(
+        now(),
+        DiaryCommand::RecordFeedback(Box::new(RecordFeedback {
+            referral: m.referral,
+            event: m.event,
+            appointment_urn: urn,
+            delius_id,
+            outcome: o,
+            notes: "Session Feedback Recorded for Accommodation Referral FE4536C with Prime Provider P\nhttps://ui/url".into(),
+        })),
+    )
+}
+
+async fn booked_diary() -> (Diary, Services) {
+    let services = services();
+    let mut diary = Diary::default();
+    let mut past = merge(1, 10);
+    past.start = Utc.with_ymd_and_hms(2024, 1, 11, 10, 0, 0).unwrap();
+    let sink = EventSink::default();
+    diary.handle(command(past), &services, &sink).await.unwrap();
+    (diary, services)
+}
+
+#[tokio::test]
+async fn feedback_finds_the_appointment_by_urn_then_by_delius_id() {
+    let (mut diary, services) = booked_diary().await;
+    let attended = outcome(Attended::Yes, Some(true), None, false);
+    let sink = EventSink::default();
+    diary
+        .handle(
+            feedback(appointment_urn(id(1)), None, attended.clone()),
+            &services,
+            &sink,
+        )
+        .await
+        .unwrap();
+    let events = sink.collect().await;
+    insta::assert_json_snapshot!("feedback_recorded", events);
+    // The same feedback again changes nothing.
+    let sink = EventSink::default();
+    diary
+        .handle(
+            feedback(appointment_urn(id(1)), None, attended.clone()),
+            &services,
+            &sink,
+        )
+        .await
+        .unwrap();
+    assert!(sink.collect().await.is_empty());
+    // Unknown URN but a known Delius id.
+    let sink = EventSink::default();
+    diary
+        .handle(
+            feedback(
+                appointment_urn(id(9)),
+                Some(10_000_000),
+                outcome(Attended::No, Some(false), None, false),
+            ),
+            &services,
+            &sink,
+        )
+        .await
+        .unwrap();
+    assert!(!sink.collect().await.is_empty());
+}
+
+#[tokio::test]
+async fn feedback_for_an_unknown_appointment_is_rejected() {
+    let (diary, services) = booked_diary().await;
+    let mut diary = diary;
+    let sink = EventSink::default();
+    let result = diary
+        .handle(
+            feedback(
+                appointment_urn(id(9)),
+                Some(999),
+                outcome(Attended::Yes, Some(true), None, false),
+            ),
+            &services,
+            &sink,
+        )
+        .await;
+    assert_eq!(
+        result,
+        Err(DiaryError::AppointmentNotFound {
+            urn: appointment_urn(id(9)),
+            delius_id: Some(999)
+        })
+    );
+}
+
+#[tokio::test]
+async fn ending_a_referral_withdraws_only_its_future_appointments_without_outcome() {
+    let mut past = merge(2, 10);
+    past.start = Utc.with_ymd_and_hms(2024, 1, 9, 10, 0, 0).unwrap();
+    past.outcome = Some(outcome(Attended::Yes, Some(true), None, false));
+    let mut other_referral = merge(3, 14);
+    other_referral.referral.nsi_id = 501;
+    let (mut diary, _) = run(vec![merge(1, 10), past, other_referral]).await;
+    let sink = EventSink::default();
+    diary
+        .handle(
+            Timed::new(
+                now(),
+                DiaryCommand::WithdrawFutureAppointments(WithdrawFutureAppointments {
+                    nsi_id: 500,
+                }),
+            ),
+            &services(),
+            &sink,
+        )
+        .await
+        .unwrap();
+    let events = sink.collect().await;
+    assert_eq!(
+        events,
+        vec![DiaryEvent::AppointmentOutcomeRecorded {
+            contact_id: 10_000_000,
+            outcome_code: "APPW".into(),
+            attended: Some(false),
+            complied: Some(true),
+            hours_credited: None,
+            rar_activity: false,
+        }]
+    );
+}

@@ -74,10 +74,74 @@ pub struct StartReferral {
     pub sentence: SentenceFacts,
 }
 
+/// Which action-plan notification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ActionPlanStage {
+    Submitted,
+    Approved,
+}
+
+impl ActionPlanStage {
+    fn label(self) -> &'static str {
+        match self {
+            Self::Submitted => "Submitted",
+            Self::Approved => "Approved",
+        }
+    }
+}
+
+/// `intervention.action-plan.submitted` / `.approved`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NotifyActionPlan {
+    pub crn: String,
+    pub stage: ActionPlanStage,
+    pub occurred_at: DateTime<Utc>,
+    pub contract_type_name: String,
+    pub referral_reference: String,
+    pub prime_provider_name: String,
+    pub url: String,
+}
+
+/// How a referral ended (`deliveryState`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum EndType {
+    Cancelled,
+    PrematurelyEnded,
+    Completed,
+}
+
+impl EndType {
+    /// The NSI outcome code and its description (REFERENCE.md §2.3).
+    pub fn outcome(self) -> (&'static str, &'static str) {
+        match self {
+            Self::Cancelled => ("CRS01", "Cancelled"),
+            Self::PrematurelyEnded => ("CRS02", "Prematurely Ended"),
+            Self::Completed => ("CRS03", "Completed"),
+        }
+    }
+}
+
+/// `intervention.referral.ended`, with the sent referral fetched from its detailUrl.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EndReferral {
+    pub crn: String,
+    pub end_type: EndType,
+    /// `concludedAt`, else `endRequestedAt`.
+    pub ended_at: DateTime<Utc>,
+    pub contract_type: String,
+    pub reference_number: String,
+    pub provider: String,
+    pub ui_url: String,
+    pub end_of_service_report_submitted_at: Option<DateTime<Utc>>,
+}
+
 /// Commands on a referral.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum ReferralCommand {
     Start(Box<StartReferral>),
+    NotifyActionPlan(Box<NotifyActionPlan>),
+    End(Box<EndReferral>),
 }
 
 /// The NSI manager (`delius.nsi_manager`).
@@ -136,6 +200,19 @@ pub enum ReferralEvent {
         history: StatusHistory,
         contact: Contact,
     },
+    /// A CRS notification contact (CRSNOTE) was added to the NSI.
+    ReferralNoteAdded { contact: Contact },
+    /// The NSI's outcome was set, with its NTER contact.
+    ReferralOutcomeSet {
+        nsi_id: i64,
+        outcome_code: String,
+        contact: Contact,
+    },
+    /// The NSI ended: actual end date set, no longer active.
+    ReferralEnded {
+        nsi_id: i64,
+        actual_end_date: DateTime<Utc>,
+    },
 }
 
 impl DomainEvent for ReferralEvent {
@@ -145,6 +222,9 @@ impl DomainEvent for ReferralEvent {
             Self::ReferralNotesChanged { .. } => "ReferralNotesChanged",
             Self::ReferralStartChanged { .. } => "ReferralStartChanged",
             Self::ReferralStatusChanged { .. } => "ReferralStatusChanged",
+            Self::ReferralNoteAdded { .. } => "ReferralNoteAdded",
+            Self::ReferralOutcomeSet { .. } => "ReferralOutcomeSet",
+            Self::ReferralEnded { .. } => "ReferralEnded",
         }
         .into()
     }
@@ -163,6 +243,9 @@ pub enum ReferralError {
     /// HTTP 404: the referral exists for another person.
     #[error("Unable to match Referral {urn} => CRN {crn}")]
     OtherPerson { urn: String, crn: String },
+    /// A message about a referral whose NSI does not exist (rejected, not retried).
+    #[error("NSI cannot be determined for {urn}")]
+    NotFound { urn: String },
     /// HTTP 500 (retried): an id could not be allocated.
     #[error(transparent)]
     Ids(#[from] IdError),
@@ -183,6 +266,11 @@ pub struct Referral {
     pub actual_start_date: Option<DateTime<Utc>>,
     pub notes: String,
     pub manager: Option<NsiManager>,
+    pub outcome_code: Option<String>,
+    pub actual_end_date: Option<DateTime<Utc>>,
+    /// CRSNOTE contacts: (contact date, notes), to add each notification once a day.
+    pub notes_contacts: Vec<(NaiveDate, String)>,
+    pub referral_id: Option<Uuid>,
 }
 
 impl Referral {
@@ -234,12 +322,17 @@ impl Aggregate for Referral {
     ) -> Result<(), Self::Error> {
         match command.command {
             ReferralCommand::Start(start) => self.start(*start, services, sink).await,
+            ReferralCommand::NotifyActionPlan(notify) => {
+                self.notify_action_plan(*notify, services, sink).await
+            }
+            ReferralCommand::End(end) => self.end(*end, services, sink).await,
         }
     }
 
     fn apply(&mut self, event: Self::Event) {
         match event {
             ReferralEvent::ReferralStarted {
+                referral_id,
                 nsi_id,
                 offender_id,
                 crn,
@@ -266,6 +359,8 @@ impl Aggregate for Referral {
                     actual_start_date: Some(started_at),
                     notes,
                     manager: Some(manager),
+                    referral_id: Some(referral_id),
+                    ..Referral::default()
                 }
             }
             ReferralEvent::ReferralNotesChanged { notes, .. } => self.notes = notes,
@@ -280,11 +375,159 @@ impl Aggregate for Referral {
                 self.status_code = status_code;
                 self.status_date = Some(status_date);
             }
+            ReferralEvent::ReferralNoteAdded { contact } => {
+                if contact.contact_type_code == NOTIFICATION {
+                    self.notes_contacts
+                        .push((contact.contact_date, contact.notes.unwrap_or_default()));
+                }
+            }
+            ReferralEvent::ReferralOutcomeSet { outcome_code, .. } => {
+                self.outcome_code = Some(outcome_code)
+            }
+            ReferralEvent::ReferralEnded {
+                actual_end_date, ..
+            } => self.actual_end_date = Some(actual_end_date),
         }
     }
 }
 
+/// The CRS notification contact type.
+pub const NOTIFICATION: &str = "CRSNOTE";
+/// The NSI terminated contact type.
+pub const TERMINATED: &str = "NTER";
+
 impl Referral {
+    fn urn(&self) -> String {
+        self.referral_id.map(referral_urn).unwrap_or_default()
+    }
+
+    fn require(&self, crn: &str) -> Result<i64, ReferralError> {
+        match self.nsi_id {
+            Some(nsi_id) if self.crn == crn => Ok(nsi_id),
+            Some(_) => Err(ReferralError::OtherPerson {
+                urn: self.urn(),
+                crn: crn.to_string(),
+            }),
+            None => Err(ReferralError::NotFound { urn: self.urn() }),
+        }
+    }
+
+    /// Whether a CRSNOTE on `date` already says `text`.
+    fn noted(&self, date: NaiveDate, text: &str) -> bool {
+        self.notes_contacts
+            .iter()
+            .any(|(d, notes)| *d == date && notes.contains(text))
+    }
+
+    async fn note(
+        &mut self,
+        services: &Services,
+        sink: &EventSink<Self>,
+        at: DateTime<Utc>,
+        notes: String,
+    ) -> Result<(), ReferralError> {
+        let contact_id = services.ids.next_id(IdSequence::Contact).await?;
+        let mut contact = self.nsi_contact(contact_id, NOTIFICATION, at);
+        contact.notes = Some(notes);
+        sink.write(ReferralEvent::ReferralNoteAdded { contact }, self)
+            .await;
+        Ok(())
+    }
+
+    async fn notify_action_plan(
+        &mut self,
+        n: NotifyActionPlan,
+        services: &Services,
+        sink: &EventSink<Self>,
+    ) -> Result<(), ReferralError> {
+        self.require(&n.crn)?;
+        let marker = format!("Action Plan {}", n.stage.label());
+        if self.noted(london::local(n.occurred_at).date(), &marker) {
+            return Ok(());
+        }
+        let notes = format!(
+            "{marker} for {} Referral {} with Prime Provider {}\n{}",
+            n.contract_type_name, n.referral_reference, n.prime_provider_name, n.url
+        );
+        self.note(services, sink, n.occurred_at, notes).await
+    }
+
+    async fn end(
+        &mut self,
+        e: EndReferral,
+        services: &Services,
+        sink: &EventSink<Self>,
+    ) -> Result<(), ReferralError> {
+        let nsi_id = self.require(&e.crn)?;
+        if self.status_code != status::COMPLETED {
+            let notes = format!(
+                "{}\nReferral Ended for {} Referral {} with Prime Provider {}\n{}",
+                self.notes, e.contract_type, e.reference_number, e.provider, e.ui_url
+            );
+            let notes = notes.trim_start().to_string();
+            sink.write(ReferralEvent::ReferralNotesChanged { nsi_id, notes }, self)
+                .await;
+            let history = StatusHistory {
+                nsi_status_history_id: services.ids.next_id(IdSequence::NsiStatusHistory).await?,
+                nsi_status_code: status::COMPLETED.into(),
+                change_date: e.ended_at,
+            };
+            let contact_id = services.ids.next_id(IdSequence::Contact).await?;
+            let contact = self.nsi_contact(
+                contact_id,
+                status::contact_type(status::COMPLETED),
+                e.ended_at,
+            );
+            sink.write(
+                ReferralEvent::ReferralStatusChanged {
+                    nsi_id,
+                    status_code: status::COMPLETED.into(),
+                    status_date: e.ended_at,
+                    history,
+                    contact,
+                },
+                self,
+            )
+            .await;
+        }
+        let (outcome, description) = e.end_type.outcome();
+        if self.outcome_code.as_deref() != Some(outcome) {
+            let contact_id = services.ids.next_id(IdSequence::Contact).await?;
+            let mut contact = self.nsi_contact(contact_id, TERMINATED, e.ended_at);
+            contact.notes = Some(format!("NSI Terminated with Outcome: {description}"));
+            sink.write(
+                ReferralEvent::ReferralOutcomeSet {
+                    nsi_id,
+                    outcome_code: outcome.into(),
+                    contact,
+                },
+                self,
+            )
+            .await;
+        }
+        if self.actual_end_date != Some(e.ended_at) {
+            sink.write(
+                ReferralEvent::ReferralEnded {
+                    nsi_id,
+                    actual_end_date: e.ended_at,
+                },
+                self,
+            )
+            .await;
+        }
+        if let Some(submitted_at) = e.end_of_service_report_submitted_at {
+            let marker = "End of Service Report Submitted";
+            if !self.noted(london::local(submitted_at).date(), marker) {
+                let notes = format!(
+                    "{marker} for {} Referral {} with Prime Provider {}\n{}",
+                    e.contract_type, e.reference_number, e.provider, e.ui_url
+                );
+                self.note(services, sink, submitted_at, notes).await?;
+            }
+        }
+        Ok(())
+    }
+
     async fn start(
         &mut self,
         start: StartReferral,

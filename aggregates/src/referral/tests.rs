@@ -91,7 +91,9 @@ async fn an_unknown_contract_type_is_rejected() {
 #[tokio::test]
 async fn a_referral_belongs_to_one_person() {
     let mut other = start("ACC", "Referral notes", 10);
-    let ReferralCommand::Start(s) = &mut other.command;
+    let ReferralCommand::Start(s) = &mut other.command else {
+        unreachable!()
+    };
     s.sentence.crn = "X000001".into();
     TestFramework::<Referral>::with(services())
         .given(started().await)
@@ -110,4 +112,111 @@ fn contract_types_map_to_nsi_types() {
     assert_eq!(nsi_type("FBD-NW"), Some("CRS08"));
     assert_eq!(nsi_type("WSM"), Some("CRS07"));
     assert_eq!(nsi_type("ZZZ"), None);
+}
+
+fn at(day: u32, hour: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2023, 6, day, hour, 0, 0).unwrap()
+}
+
+fn notify(stage: ActionPlanStage, occurred_at: DateTime<Utc>) -> Timed<ReferralCommand> {
+    Timed::new(
+        occurred_at,
+        ReferralCommand::NotifyActionPlan(Box::new(NotifyActionPlan {
+            crn: "T140223".into(),
+            stage,
+            occurred_at,
+            contract_type_name: "Accommodation".into(),
+            referral_reference: "FE4536C".into(),
+            prime_provider_name: "Seetec".into(),
+            url: "https://ui/action-plan".into(),
+        })),
+    )
+}
+
+async fn decide(
+    events: Vec<ReferralEvent>,
+    command: Timed<ReferralCommand>,
+) -> Result<Vec<ReferralEvent>, ReferralError> {
+    let mut referral = Referral::default();
+    for e in events {
+        referral.apply(e);
+    }
+    let sink = EventSink::default();
+    referral.handle(command, &services(), &sink).await?;
+    Ok(sink.collect().await)
+}
+
+#[tokio::test]
+async fn an_action_plan_notification_is_noted_once_a_day() {
+    let first = decide(
+        started().await,
+        notify(ActionPlanStage::Submitted, at(5, 14)),
+    )
+    .await
+    .unwrap();
+    insta::assert_json_snapshot!("action_plan_submitted", first);
+    let mut history = started().await;
+    history.extend(first);
+    let same_day = decide(
+        history.clone(),
+        notify(ActionPlanStage::Submitted, at(5, 16)),
+    )
+    .await
+    .unwrap();
+    assert!(same_day.is_empty(), "not twice on one day");
+    let approved = decide(
+        history.clone(),
+        notify(ActionPlanStage::Approved, at(5, 16)),
+    )
+    .await
+    .unwrap();
+    assert_eq!(approved.len(), 1, "approval is another notification");
+    let next_day = decide(history, notify(ActionPlanStage::Submitted, at(6, 9)))
+        .await
+        .unwrap();
+    assert_eq!(next_day.len(), 1);
+}
+
+#[tokio::test]
+async fn a_notification_for_a_missing_referral_is_rejected() {
+    let error = decide(vec![], notify(ActionPlanStage::Approved, at(5, 14)))
+        .await
+        .unwrap_err();
+    assert!(matches!(error, ReferralError::NotFound { .. }));
+}
+
+fn end(end_type: EndType, report: bool) -> Timed<ReferralCommand> {
+    Timed::new(
+        at(24, 9),
+        ReferralCommand::End(Box::new(EndReferral {
+            crn: "T140223".into(),
+            end_type,
+            ended_at: Utc.with_ymd_and_hms(2023, 2, 23, 15, 29, 54).unwrap(),
+            contract_type: "Accommodation".into(),
+            reference_number: "FE4536C".into(),
+            provider: "Special Provider".into(),
+            ui_url: "https://ui/referral".into(),
+            end_of_service_report_submitted_at: report
+                .then(|| Utc.with_ymd_and_hms(2023, 2, 23, 15, 29, 54).unwrap()),
+        })),
+    )
+}
+
+#[tokio::test]
+async fn ending_completes_the_nsi_with_its_outcome_and_report_note() {
+    let ended = decide(started().await, end(EndType::PrematurelyEnded, true))
+        .await
+        .unwrap();
+    insta::assert_json_snapshot!("referral_ended", ended);
+    let mut history = started().await;
+    history.extend(ended);
+    let again = decide(history.clone(), end(EndType::PrematurelyEnded, true))
+        .await
+        .unwrap();
+    assert!(again.is_empty(), "ending twice changes nothing");
+    let other_outcome = decide(history, end(EndType::Completed, true))
+        .await
+        .unwrap();
+    let kinds: Vec<String> = other_outcome.iter().map(|e| e.event_type()).collect();
+    assert_eq!(kinds, ["ReferralOutcomeSet"], "only the outcome changes");
 }

@@ -1,0 +1,807 @@
+//! The consumers: competing consumers per queue with a registered handler, manual ack, the
+//! retry path and the dead-letter queue, a supervisor that reconnects, and graceful shutdown.
+//!
+//! # One delivery
+//! 1. The attempt is the `x-attempt` header (1 when absent).
+//! 2. The body is parsed ([`Envelope::parse`]); a parse error, or an event type not bound to
+//!    the queue, is [`HandlerOutcome::Rejected`] (permanent). Otherwise the queue's handler runs
+//!    (in its own task, so a panic is a [`HandlerOutcome::Failed`]).
+//! 3. Ignored, rejected and failed outcomes are recorded in the [`OutcomeLog`]; every outcome is
+//!    counted ([`crate::metrics`]) and logged with `message_id`, `queue`, `event_type`,
+//!    `outcome` and `reason`.
+//! 4. [`disposition`] decides: **ack**; **retry** — a copy goes to the delay queue of that delay
+//!    (`<queue>.retry.<ms>ms`) with `x-attempt` + 1, published with a confirm, then the
+//!    original is acked; **dead-letter** — a copy goes to `<queue>.dlq` with the headers
+//!    [`DEATH_REASON`], [`ATTEMPTS`], [`ORIGINAL_QUEUE`], [`EVENT_TYPE`], [`MESSAGE_ID`],
+//!    [`DEAD_LETTERED_AT`], confirmed, then the original is acked.
+//!
+//! The ack comes only after the handler returned (it has committed its events) and after any
+//! copy was confirmed by the broker. A copy that is not confirmed leaves the original unacked
+//! and requeued (redelivered with the same attempt); an ack that fails (`Err` or `Ok(false)`)
+//! leaves it to the broker to redeliver. Delivery is therefore at least once, and handlers are
+//! idempotent (the command bus dedupes on the message id).
+//!
+//! # Concurrency
+//! `AmqpArgs.consumers` consumers per queue, each on its own channel with
+//! `basic_qos(prefetch)`, all on one connection; several processes compete for the same queues.
+//! Each consumer handles its deliveries one at a time (prefetch only saves round trips), so the
+//! concurrency of a process is `consumers` per queue and messages about one person are reordered
+//! as little as competing consumers allow.
+//!
+//! # Reconnecting: a supervisor, not lapin's recovery
+//! [`Consumers::start`] runs a supervisor loop: connect, declare the topology, start the
+//! consumers; when the connection or any consumer fails, stop the others gracefully, close the
+//! connection, wait (exponential backoff, 200 ms to 30 s, reset once consumers ran again) and
+//! start over. lapin's opt-in recovery (`enable_auto_recover`) was not chosen: it replays the
+//! declarations and consumers behind the application's back, deliveries from before the drop
+//! can no longer be acked (they are redelivered anyway), 4.11–4.12.3 are mostly fixes to it,
+//! and every call site would need `wait_for_recovery`. The supervisor is a few dozen lines with
+//! one obvious state per session, redeclares the topology on every reconnect (a broker that lost
+//! its definitions gets them back), and is tested by the same code path as a normal start.
+//!
+//! # Shutdown
+//! When `shutdown` turns true: each consumer is cancelled (`basic_cancel`: no new deliveries),
+//! the message in hand is finished and acked, deliveries already prefetched are requeued
+//! (`nack` with requeue), then channels and connection are closed and [`Consumers::join`]
+//! returns.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use lapin::message::Delivery;
+use lapin::options::{
+    BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions,
+    BasicQosOptions, ConfirmSelectOptions,
+};
+use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
+use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties};
+use tokio::sync::watch;
+use tokio::task::{JoinHandle, JoinSet};
+
+use super::envelope::Envelope;
+use super::handler::{outcome_label, Handlers, MessageHandler, MessageOutcome, OutcomeLog};
+use super::outcome::{disposition, Disposition, HandlerOutcome, RetryPolicy};
+use super::topology::{self, Names, QueueSpec};
+use crate::config::AmqpArgs;
+
+/// Header: the delivery attempt of a message (1 = first; absent = 1).
+pub const ATTEMPT: &str = "x-attempt";
+/// Dead-letter header: why the message was dead-lettered.
+pub const DEATH_REASON: &str = "x-death-reason";
+/// Dead-letter header: how many deliveries it had.
+pub const ATTEMPTS: &str = "x-attempts";
+/// Dead-letter header: the unprefixed queue it came from.
+pub const ORIGINAL_QUEUE: &str = "x-original-queue";
+/// Dead-letter header: its event type (`unknown` when the body did not parse).
+pub const EVENT_TYPE: &str = "x-event-type";
+/// Dead-letter header: its message id (the SNS `MessageId`; for an unparseable body the AMQP
+/// `message_id` property, else a generated UUID).
+pub const MESSAGE_ID: &str = "x-message-id";
+/// Dead-letter header: when it was dead-lettered (RFC 3339, UTC).
+pub const DEAD_LETTERED_AT: &str = "x-dead-lettered-at";
+
+/// The event type of a message whose body did not parse.
+pub const UNKNOWN_EVENT_TYPE: &str = "unknown";
+
+const INITIAL_BACKOFF: Duration = Duration::from_millis(200);
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// How long a consumer waits before requeueing a message whose copy (retry or dead letter)
+/// was not confirmed, so that a broker refusing copies does not spin the handler.
+const FORWARD_FAILURE_PAUSE: Duration = Duration::from_secs(1);
+/// How long a stopping consumer waits for its cancel to be confirmed while requeueing the
+/// deliveries it had prefetched.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A broker operation that did not succeed.
+#[derive(Debug, thiserror::Error)]
+pub enum AmqpError {
+    #[error("broker: {0}")]
+    Broker(#[from] lapin::Error),
+    #[error("the broker returned the message published to `{queue}`: {reply}")]
+    Unroutable { queue: String, reply: String },
+    #[error("the broker refused (nack) the message published to `{0}`")]
+    Nacked(String),
+    #[error("publisher confirms are not enabled on the channel")]
+    NotConfirmed,
+    #[error("the delivery could not be settled (channel closed or already settled)")]
+    NotSettled,
+    #[error("the broker cancelled the consumer of `{0}`")]
+    Cancelled(String),
+}
+
+/// What the consumers need; nothing of the engine but the outcome log.
+#[derive(Debug, Clone)]
+pub struct ConsumerConfig {
+    /// The broker URL (`amqp://user:pass@host:port/vhost`).
+    pub url: String,
+    /// Prefix, prefetch, consumers per queue and retry delays.
+    pub amqp: AmqpArgs,
+    /// Where ignored, rejected and failed outcomes are recorded.
+    pub outcomes: OutcomeLog,
+}
+
+impl ConsumerConfig {
+    /// A configuration.
+    pub fn new(url: impl Into<String>, amqp: AmqpArgs, outcomes: OutcomeLog) -> Self {
+        Self {
+            url: url.into(),
+            amqp,
+            outcomes,
+        }
+    }
+
+    /// The retry policy of `AmqpArgs.retry_delays_ms`.
+    pub fn policy(&self) -> RetryPolicy {
+        policy(&self.amqp)
+    }
+
+    /// The broker names under `AmqpArgs.prefix`.
+    pub fn names(&self) -> Names {
+        Names::new(self.amqp.prefix.clone())
+    }
+}
+
+/// The retry policy of `AmqpArgs.retry_delays_ms`.
+pub fn policy(amqp: &AmqpArgs) -> RetryPolicy {
+    RetryPolicy {
+        delays: amqp
+            .retry_delays_ms
+            .iter()
+            .copied()
+            .map(Duration::from_millis)
+            .collect(),
+    }
+}
+
+/// The running consumers of one process (one connection, supervised).
+#[derive(Debug)]
+pub struct Consumers {
+    task: JoinHandle<()>,
+    ready: watch::Receiver<bool>,
+}
+
+impl Consumers {
+    /// Starts the supervisor: connects (retrying with backoff), declares the topology and
+    /// starts `AmqpArgs.consumers` consumers on every queue of `handlers`, until `shutdown`
+    /// turns true (or its sender is dropped). Also installs the metrics recorder.
+    pub fn start(
+        config: ConsumerConfig,
+        handlers: Handlers,
+        shutdown: watch::Receiver<bool>,
+    ) -> Self {
+        crate::metrics::install();
+        let (ready_tx, ready) = watch::channel(false);
+        let task = tokio::spawn(supervise(Arc::new(config), handlers, shutdown, ready_tx));
+        Self { task, ready }
+    }
+
+    /// Whether the topology is declared and every consumer is running now.
+    pub fn is_ready(&self) -> bool {
+        *self.ready.borrow()
+    }
+
+    /// Waits until [`Consumers::is_ready`], at most `timeout`; returns whether it is.
+    pub async fn wait_ready(&self, timeout: Duration) -> bool {
+        let mut ready = self.ready.clone();
+        let reached =
+            tokio::time::timeout(timeout, async move { ready.wait_for(|r| *r).await.is_ok() })
+                .await;
+        matches!(reached, Ok(true))
+    }
+
+    /// Waits until the consumers have stopped (after `shutdown`): in-flight messages finished
+    /// and acked, connection closed.
+    pub async fn join(self) {
+        if let Err(error) = self.task.await {
+            tracing::error!(%error, "consumer supervisor failed");
+        }
+    }
+}
+
+/// Resolves when `shutdown` is true or its sender is gone.
+async fn stopped(shutdown: &mut watch::Receiver<bool>) {
+    loop {
+        if *shutdown.borrow_and_update() {
+            return;
+        }
+        if shutdown.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+fn is_stopping(shutdown: &watch::Receiver<bool>) -> bool {
+    *shutdown.borrow() || shutdown.has_changed().is_err()
+}
+
+async fn supervise(
+    config: Arc<ConsumerConfig>,
+    handlers: Handlers,
+    mut shutdown: watch::Receiver<bool>,
+    ready: watch::Sender<bool>,
+) {
+    let mut backoff = INITIAL_BACKOFF;
+    while !is_stopping(&shutdown) {
+        let mut started = false;
+        let result = session(&config, &handlers, &mut shutdown, &ready, &mut started).await;
+        ready.send_replace(false);
+        match result {
+            Ok(SessionEnd::Shutdown) => break,
+            Ok(SessionEnd::Lost) => tracing::warn!("broker connection lost; reconnecting"),
+            Err(error) => tracing::warn!(%error, "broker unavailable; retrying"),
+        }
+        if started {
+            backoff = INITIAL_BACKOFF;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = stopped(&mut shutdown) => break,
+        }
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+    tracing::info!("consumers stopped");
+}
+
+enum SessionEnd {
+    Shutdown,
+    Lost,
+}
+
+/// One connection's life: connect, declare, consume until shutdown or a failure.
+async fn session(
+    config: &Arc<ConsumerConfig>,
+    handlers: &Handlers,
+    shutdown: &mut watch::Receiver<bool>,
+    ready: &watch::Sender<bool>,
+    started: &mut bool,
+) -> Result<SessionEnd, AmqpError> {
+    let properties = ConnectionProperties::default().with_connection_name(
+        format!("delius-bridge consumers {}", config.amqp.prefix)
+            .trim_end()
+            .into(),
+    );
+    let connection = Connection::connect(&config.url, properties).await?;
+    let result = consume_on(&connection, config, handlers, shutdown, ready, started).await;
+    if connection.status().connected() {
+        let _ = connection.close(200, "OK".into()).await;
+    }
+    result
+}
+
+async fn consume_on(
+    connection: &Connection,
+    config: &Arc<ConsumerConfig>,
+    handlers: &Handlers,
+    shutdown: &mut watch::Receiver<bool>,
+    ready: &watch::Sender<bool>,
+    started: &mut bool,
+) -> Result<SessionEnd, AmqpError> {
+    let names = config.names();
+    let policy = config.policy();
+    let setup = connection.create_channel().await?;
+    topology::declare(&setup, &names, &policy.delays).await?;
+    let _ = setup.close(200, "OK".into()).await;
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut workers = JoinSet::new();
+    let start = start_workers(
+        connection,
+        config,
+        handlers,
+        &names,
+        &policy,
+        &stop_rx,
+        &mut workers,
+    )
+    .await;
+    if let Err(error) = start {
+        let _ = stop_tx.send(true);
+        while workers.join_next().await.is_some() {}
+        return Err(error);
+    }
+    *started = true;
+    ready.send_replace(true);
+    tracing::info!(
+        queues = ?handlers.queues().collect::<Vec<_>>(),
+        consumers = workers.len(),
+        "consuming"
+    );
+
+    let end = tokio::select! {
+        _ = stopped(shutdown) => SessionEnd::Shutdown,
+        Some(joined) = workers.join_next() => {
+            match joined {
+                Ok(Ok(())) => tracing::warn!("a consumer stopped"),
+                Ok(Err(error)) => tracing::warn!(%error, "a consumer failed"),
+                Err(error) => tracing::error!(%error, "a consumer panicked"),
+            }
+            SessionEnd::Lost
+        }
+        _ = connection_lost(connection) => SessionEnd::Lost,
+    };
+    ready.send_replace(false);
+    let _ = stop_tx.send(true);
+    while let Some(joined) = workers.join_next().await {
+        match joined {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::debug!(%error, "consumer ended with an error"),
+            Err(error) => tracing::error!(%error, "a consumer panicked"),
+        }
+    }
+    Ok(end)
+}
+
+async fn start_workers(
+    connection: &Connection,
+    config: &Arc<ConsumerConfig>,
+    handlers: &Handlers,
+    names: &Names,
+    policy: &RetryPolicy,
+    stop: &watch::Receiver<bool>,
+    workers: &mut JoinSet<Result<(), AmqpError>>,
+) -> Result<(), AmqpError> {
+    let process = uuid::Uuid::new_v4().simple().to_string();
+    for queue in handlers.queues() {
+        let (Some(spec), Some(handler)) = (topology::spec(queue), handlers.get(queue)) else {
+            tracing::warn!(
+                queue,
+                "a handler is registered for an unknown queue; ignored"
+            );
+            continue;
+        };
+        let context = Arc::new(QueueContext {
+            spec,
+            names: names.clone(),
+            handler: handler.clone(),
+            policy: policy.clone(),
+            outcomes: config.outcomes.clone(),
+        });
+        for n in 0..config.amqp.consumers.max(1) {
+            let channel = connection.create_channel().await?;
+            channel
+                .confirm_select(ConfirmSelectOptions::default())
+                .await?;
+            channel
+                .basic_qos(config.amqp.prefetch.max(1), BasicQosOptions::default())
+                .await?;
+            let tag = format!("delius-bridge.{process}.{}.{n}", spec.name);
+            let consumer = channel
+                .basic_consume(
+                    names.queue(spec.name).as_str().into(),
+                    tag.as_str().into(),
+                    BasicConsumeOptions::default(),
+                    FieldTable::default(),
+                )
+                .await?;
+            workers.spawn(run_worker(channel, consumer, context.clone(), stop.clone()));
+        }
+    }
+    Ok(())
+}
+
+/// Resolves when the connection is no longer open.
+async fn connection_lost(connection: &Connection) {
+    while connection.status().connected() {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// What a consumer of one queue needs.
+struct QueueContext {
+    spec: &'static QueueSpec,
+    names: Names,
+    handler: Arc<dyn MessageHandler>,
+    policy: RetryPolicy,
+    outcomes: OutcomeLog,
+}
+
+/// One consumer: handles deliveries one at a time until stopped, then cancels, requeues what
+/// it had prefetched and closes its channel.
+async fn run_worker(
+    channel: Channel,
+    mut consumer: lapin::Consumer,
+    context: Arc<QueueContext>,
+    mut stop: watch::Receiver<bool>,
+) -> Result<(), AmqpError> {
+    let end = loop {
+        tokio::select! {
+            biased;
+            _ = stopped(&mut stop) => break Ok(()),
+            next = consumer.next() => match next {
+                Some(Ok(delivery)) => handle_delivery(&context, &channel, delivery).await,
+                Some(Err(error)) => break Err(AmqpError::from(error)),
+                None => break Err(AmqpError::Cancelled(context.spec.name.to_owned())),
+            },
+        }
+    };
+    if end.is_ok() {
+        if let Err(error) = channel
+            .basic_cancel(consumer.tag(), BasicCancelOptions::default())
+            .await
+        {
+            tracing::debug!(%error, "cancelling a consumer");
+        }
+        // The deliveries prefetched before the cancel come first, then the end of the stream.
+        while let Ok(Some(Ok(delivery))) =
+            tokio::time::timeout(DRAIN_TIMEOUT, consumer.next()).await
+        {
+            let requeue = BasicNackOptions {
+                multiple: false,
+                requeue: true,
+            };
+            if !matches!(delivery.nack(requeue).await, Ok(true)) {
+                tracing::debug!("a prefetched delivery could not be requeued; the broker will");
+            }
+        }
+        if let Err(error) = channel.close(200, "OK".into()).await {
+            tracing::debug!(%error, "closing a consumer channel");
+        }
+    }
+    end
+}
+
+/// Handles one delivery from parsing to ack (see the module documentation).
+async fn handle_delivery(context: &QueueContext, channel: &Channel, delivery: Delivery) {
+    let started = Instant::now();
+    let queue = context.spec.name;
+    let attempt = header_u32(delivery.properties.headers(), ATTEMPT)
+        .unwrap_or(1)
+        .max(1);
+    let (envelope, outcome) = match Envelope::parse(&delivery.data) {
+        Err(error) => (
+            None,
+            HandlerOutcome::Rejected {
+                reason: format!("unparseable message: {error}"),
+            },
+        ),
+        Ok(envelope) if !context.spec.binds(&envelope.event_type) => {
+            let reason = format!(
+                "event type `{}` is not bound to queue {queue}",
+                envelope.event_type
+            );
+            (Some(envelope), HandlerOutcome::Rejected { reason })
+        }
+        Ok(envelope) => {
+            let outcome = call(context.handler.clone(), envelope.clone()).await;
+            (Some(envelope), outcome)
+        }
+    };
+    let message_id = envelope
+        .as_ref()
+        .map(|e| e.message_id.clone())
+        .or_else(|| header_string(delivery.properties.headers(), MESSAGE_ID))
+        .or_else(|| {
+            delivery
+                .properties
+                .message_id()
+                .as_ref()
+                .map(|id| id.as_str().to_owned())
+        })
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let event_type = envelope
+        .as_ref()
+        .map_or(UNKNOWN_EVENT_TYPE, |e| e.event_type.as_str());
+    let label = outcome_label(&outcome);
+
+    if !matches!(outcome, HandlerOutcome::Success { .. }) {
+        let record = MessageOutcome::new(
+            &message_id,
+            queue,
+            event_type,
+            envelope.as_ref(),
+            &outcome,
+            attempt,
+        );
+        if let Err(error) = context.outcomes.record(&record).await {
+            tracing::error!(%error, message_id, queue, "could not record a message outcome");
+        }
+    }
+
+    let decided = disposition(&outcome, attempt, &context.policy);
+    let settled = settle(
+        context,
+        channel,
+        &delivery,
+        &decided,
+        attempt,
+        &message_id,
+        event_type,
+    )
+    .await;
+
+    let metric_event_type = if context.spec.binds(event_type) {
+        event_type
+    } else {
+        "other"
+    };
+    crate::metrics::record_message(queue, metric_event_type, label, started.elapsed());
+    if matches!(
+        (&decided, &settled),
+        (Disposition::DeadLetter { .. }, Ok(()))
+    ) {
+        crate::metrics::record_dead_letter(queue);
+    }
+    let reason = match &outcome {
+        HandlerOutcome::Rejected { reason } | HandlerOutcome::Failed { reason } => reason.as_str(),
+        _ => "",
+    };
+    let action = match &decided {
+        Disposition::Ack => "acked".to_owned(),
+        Disposition::Retry { delay } => format!("retry in {delay:?}"),
+        Disposition::DeadLetter { .. } => "dead-lettered".to_owned(),
+    };
+    match (&outcome, &settled) {
+        (_, Err(error)) => tracing::error!(
+            message_id, queue, event_type, outcome = label, reason, attempt, %error,
+            "message not settled; the broker will redeliver it"
+        ),
+        (HandlerOutcome::Success { name, .. }, Ok(())) => tracing::info!(
+            message_id,
+            queue,
+            event_type,
+            outcome = label,
+            reason,
+            attempt,
+            name,
+            "message handled"
+        ),
+        (HandlerOutcome::Ignored { name, .. }, Ok(())) => tracing::info!(
+            message_id,
+            queue,
+            event_type,
+            outcome = label,
+            reason,
+            attempt,
+            name,
+            "message ignored"
+        ),
+        (_, Ok(())) => tracing::warn!(
+            message_id,
+            queue,
+            event_type,
+            outcome = label,
+            reason,
+            attempt,
+            action,
+            "message not handled"
+        ),
+    }
+}
+
+/// Runs the handler in its own task: a panic becomes a failure (retried, then dead-lettered).
+async fn call(handler: Arc<dyn MessageHandler>, envelope: Envelope) -> HandlerOutcome {
+    let task = tokio::spawn(async move { handler.handle(&envelope).await });
+    match task.await {
+        Ok(outcome) => outcome,
+        Err(error) => HandlerOutcome::Failed {
+            reason: format!("handler panicked: {error}"),
+        },
+    }
+}
+
+/// Carries out a disposition: ack, or forward a copy (confirmed) and then ack. A copy that was
+/// not confirmed requeues the original.
+async fn settle(
+    context: &QueueContext,
+    channel: &Channel,
+    delivery: &Delivery,
+    decided: &Disposition,
+    attempt: u32,
+    message_id: &str,
+    event_type: &str,
+) -> Result<(), AmqpError> {
+    let queue = context.spec.name;
+    let forwarded = match decided {
+        Disposition::Ack => Ok(()),
+        Disposition::Retry { delay } => {
+            let mut headers = copied_headers(delivery.properties.headers());
+            headers.insert(ATTEMPT.into(), int(attempt.saturating_add(1)));
+            let target = context.names.retry(queue, *delay);
+            publish_confirmed(
+                channel,
+                &target,
+                &delivery.data,
+                copy_properties(delivery, headers),
+            )
+            .await
+        }
+        Disposition::DeadLetter { reason } => {
+            let mut headers = copied_headers(delivery.properties.headers());
+            headers.remove(ATTEMPT);
+            headers.insert(DEATH_REASON.into(), text(reason));
+            headers.insert(ATTEMPTS.into(), int(attempt));
+            headers.insert(ORIGINAL_QUEUE.into(), text(queue));
+            headers.insert(EVENT_TYPE.into(), text(event_type));
+            headers.insert(MESSAGE_ID.into(), text(message_id));
+            headers.insert(
+                DEAD_LETTERED_AT.into(),
+                text(&chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+            );
+            let target = context.names.dlq(queue);
+            publish_confirmed(
+                channel,
+                &target,
+                &delivery.data,
+                copy_properties(delivery, headers),
+            )
+            .await
+        }
+    };
+    if let Err(error) = forwarded {
+        tokio::time::sleep(FORWARD_FAILURE_PAUSE).await;
+        let requeue = BasicNackOptions {
+            multiple: false,
+            requeue: true,
+        };
+        let _ = delivery.nack(requeue).await;
+        return Err(error);
+    }
+    match delivery
+        .ack(lapin::options::BasicAckOptions::default())
+        .await
+    {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(AmqpError::NotSettled),
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// Publishes `body` to the queue `queue` (default exchange, mandatory) and waits for the
+/// broker's confirm; a return (no such queue), a nack or no confirm at all is an error. The
+/// channel must be in confirm mode.
+pub async fn publish_confirmed(
+    channel: &Channel,
+    queue: &str,
+    body: &[u8],
+    properties: BasicProperties,
+) -> Result<(), AmqpError> {
+    let confirmation = channel
+        .basic_publish(
+            "".into(),
+            queue.into(),
+            BasicPublishOptions {
+                mandatory: true,
+                ..BasicPublishOptions::default()
+            },
+            body,
+            properties,
+        )
+        .await?
+        .await?;
+    match confirmation {
+        Confirmation::Ack(None) => Ok(()),
+        Confirmation::Ack(Some(returned)) => Err(AmqpError::Unroutable {
+            queue: queue.to_owned(),
+            reply: returned.reply_text.to_string(),
+        }),
+        Confirmation::Nack(_) => Err(AmqpError::Nacked(queue.to_owned())),
+        Confirmation::NotRequested => Err(AmqpError::NotConfirmed),
+    }
+}
+
+/// The original's properties with `headers`, persistent.
+pub(crate) fn copy_properties(
+    delivery: &Delivery,
+    headers: BTreeMap<ShortString, AMQPValue>,
+) -> BasicProperties {
+    delivery
+        .properties
+        .clone()
+        .with_headers(FieldTable::from(headers))
+        .with_delivery_mode(2)
+}
+
+/// The headers of a message without RabbitMQ's dead-lettering history (`x-death`,
+/// `x-first-death-*`, `x-last-death-*`): a copy we publish starts a new history.
+pub(crate) fn copied_headers(headers: &Option<FieldTable>) -> BTreeMap<ShortString, AMQPValue> {
+    let mut copied = headers
+        .as_ref()
+        .map(|h| h.inner().clone())
+        .unwrap_or_default();
+    copied.retain(|key, _| {
+        let key = key.as_str();
+        key != "x-death" && !key.starts_with("x-first-death-") && !key.starts_with("x-last-death-")
+    });
+    copied
+}
+
+/// A string header value.
+pub(crate) fn text(value: &str) -> AMQPValue {
+    AMQPValue::LongString(LongString::from(value))
+}
+
+/// An integer header value.
+pub(crate) fn int(value: u32) -> AMQPValue {
+    AMQPValue::LongLongInt(i64::from(value))
+}
+
+/// A header as a string (string or number values).
+pub fn header_string(headers: &Option<FieldTable>, key: &str) -> Option<String> {
+    match headers.as_ref()?.inner().get(key)? {
+        AMQPValue::LongString(s) => Some(String::from_utf8_lossy(s.as_bytes()).into_owned()),
+        AMQPValue::ShortString(s) => Some(s.as_str().to_owned()),
+        other => integer(other).map(|n| n.to_string()),
+    }
+}
+
+/// A header as a non-negative integer (integer values, or digits in a string).
+pub fn header_u32(headers: &Option<FieldTable>, key: &str) -> Option<u32> {
+    let value = headers.as_ref()?.inner().get(key)?;
+    let n = match value {
+        AMQPValue::LongString(s) => String::from_utf8_lossy(s.as_bytes()).trim().parse().ok(),
+        AMQPValue::ShortString(s) => s.as_str().trim().parse().ok(),
+        other => integer(other),
+    }?;
+    u32::try_from(n).ok()
+}
+
+fn integer(value: &AMQPValue) -> Option<i64> {
+    match value {
+        AMQPValue::ShortShortInt(n) => Some(i64::from(*n)),
+        AMQPValue::ShortShortUInt(n) => Some(i64::from(*n)),
+        AMQPValue::ShortInt(n) => Some(i64::from(*n)),
+        AMQPValue::ShortUInt(n) => Some(i64::from(*n)),
+        AMQPValue::LongInt(n) => Some(i64::from(*n)),
+        AMQPValue::LongUInt(n) => Some(i64::from(*n)),
+        AMQPValue::LongLongInt(n) => Some(*n),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&str, AMQPValue)]) -> Option<FieldTable> {
+        let mut table = FieldTable::default();
+        for (key, value) in pairs {
+            table.insert((*key).into(), value.clone());
+        }
+        Some(table)
+    }
+
+    #[test]
+    fn attempts_read_any_integer_or_digits() {
+        assert_eq!(header_u32(&None, ATTEMPT), None);
+        assert_eq!(
+            header_u32(&headers(&[(ATTEMPT, AMQPValue::LongInt(3))]), ATTEMPT),
+            Some(3)
+        );
+        assert_eq!(
+            header_u32(
+                &headers(&[(ATTEMPT, AMQPValue::ShortShortUInt(2))]),
+                ATTEMPT
+            ),
+            Some(2)
+        );
+        assert_eq!(
+            header_u32(&headers(&[(ATTEMPT, text("4"))]), ATTEMPT),
+            Some(4)
+        );
+        assert_eq!(
+            header_u32(&headers(&[(ATTEMPT, AMQPValue::LongLongInt(-1))]), ATTEMPT),
+            None
+        );
+        assert_eq!(
+            header_string(&headers(&[(MESSAGE_ID, text("m-1"))]), MESSAGE_ID).as_deref(),
+            Some("m-1")
+        );
+    }
+
+    #[test]
+    fn copies_drop_the_brokers_dead_letter_history() {
+        let original = headers(&[
+            ("x-death", AMQPValue::Void),
+            ("x-first-death-queue", text("q")),
+            ("x-last-death-reason", text("expired")),
+            ("traceparent", text("00-1")),
+        ]);
+        let copied = copied_headers(&original);
+        assert_eq!(
+            copied.keys().map(|k| k.as_str()).collect::<Vec<_>>(),
+            ["traceparent"]
+        );
+    }
+}

@@ -1,0 +1,135 @@
+//! Prometheus metrics: one recorder per process ([`install`], idempotent, so `serve`, the
+//! consumers and every test may call it), rendered in the text format by `GET /metrics`
+//! ([`render`]).
+//!
+//! | metric | type | labels |
+//! |---|---|---|
+//! | [`MESSAGES_TOTAL`] | counter | `queue`, `event_type`, `outcome` (success, ignored, rejected, failed) |
+//! | [`MESSAGE_HANDLING_SECONDS`] | histogram | `queue`, `event_type` |
+//! | [`DEAD_LETTERS_TOTAL`] | counter | `queue` |
+//!
+//! `event_type` is one of the queue's bound event types, `unknown` for a body that did not
+//! parse, or `other` for an unbound type (so a bad publisher cannot grow the label set).
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+/// Messages handled, by queue, event type and outcome.
+pub const MESSAGES_TOTAL: &str = "delius_bridge_messages_total";
+/// Time from delivery to settled (parse, handler, forward, ack), by queue and event type.
+pub const MESSAGE_HANDLING_SECONDS: &str = "delius_bridge_message_handling_seconds";
+/// Messages put on a dead-letter queue (rejected, or failed after the last retry), by queue.
+pub const DEAD_LETTERS_TOTAL: &str = "delius_bridge_dead_letters_total";
+
+/// Histogram buckets of [`MESSAGE_HANDLING_SECONDS`], in seconds.
+const HANDLING_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+/// How often histograms are folded when nobody scrapes (bounds their memory).
+const UPKEEP_EVERY: Duration = Duration::from_secs(5);
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Installs the process's Prometheus recorder (once; later calls return the same handle).
+/// Should another recorder already be installed, metrics go there and this handle renders
+/// nothing.
+pub fn install() -> &'static PrometheusHandle {
+    HANDLE.get_or_init(|| {
+        let builder = PrometheusBuilder::new()
+            .set_buckets_for_metric(
+                Matcher::Full(MESSAGE_HANDLING_SECONDS.to_owned()),
+                HANDLING_BUCKETS,
+            )
+            .unwrap_or_else(|error| {
+                tracing::warn!(%error, "histogram buckets refused; using summaries");
+                PrometheusBuilder::new()
+            });
+        let recorder = builder.build_recorder();
+        let handle = recorder.handle();
+        if let Err(error) = metrics::set_global_recorder(recorder) {
+            tracing::warn!(%error, "a metrics recorder was already installed");
+        }
+        metrics::describe_counter!(
+            MESSAGES_TOTAL,
+            "Messages handled, by queue, event type and outcome"
+        );
+        metrics::describe_counter!(
+            DEAD_LETTERS_TOTAL,
+            "Messages put on a dead-letter queue, by queue"
+        );
+        metrics::describe_histogram!(
+            MESSAGE_HANDLING_SECONDS,
+            metrics::Unit::Seconds,
+            "Time from delivery to settled, by queue and event type"
+        );
+        let upkeep = handle.clone();
+        let spawned = std::thread::Builder::new()
+            .name("metrics-upkeep".into())
+            .spawn(move || loop {
+                std::thread::sleep(UPKEEP_EVERY);
+                upkeep.run_upkeep();
+            });
+        if let Err(error) = spawned {
+            tracing::warn!(%error, "no metrics upkeep thread; histograms fold on scrape only");
+        }
+        handle
+    })
+}
+
+/// The metrics in the Prometheus text format.
+pub fn render() -> String {
+    install().render()
+}
+
+/// Counts one handled message and its handling time.
+pub fn record_message(queue: &str, event_type: &str, outcome: &str, elapsed: Duration) {
+    metrics::counter!(
+        MESSAGES_TOTAL,
+        "queue" => queue.to_owned(),
+        "event_type" => event_type.to_owned(),
+        "outcome" => outcome.to_owned(),
+    )
+    .increment(1);
+    metrics::histogram!(
+        MESSAGE_HANDLING_SECONDS,
+        "queue" => queue.to_owned(),
+        "event_type" => event_type.to_owned(),
+    )
+    .record(elapsed.as_secs_f64());
+}
+
+/// Counts one message put on `queue`'s dead-letter queue.
+pub fn record_dead_letter(queue: &str) {
+    metrics::counter!(DEAD_LETTERS_TOTAL, "queue" => queue.to_owned()).increment(1);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_render_in_the_text_format() {
+        install();
+        install();
+        record_message(
+            "unit-test-queue",
+            "a.b",
+            "success",
+            Duration::from_millis(3),
+        );
+        let text = render();
+        assert!(
+            text.contains(
+                r#"delius_bridge_messages_total{queue="unit-test-queue",event_type="a.b",outcome="success"} 1"#
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("delius_bridge_message_handling_seconds_bucket"),
+            "{text}"
+        );
+    }
+}
