@@ -551,3 +551,107 @@ async fn an_upstream_that_never_answers_ends_in_the_dead_letter_queue(pool: PgPo
     assert_eq!(world.checksums().await, before, "nothing was written");
     world.finish().await;
 }
+
+/// The legacy-shaped feedback (attendance and behaviour under `sessionFeedback`) asks to
+/// notify the practitioner: attended, failed to comply — ROM enforcement with its AROM contact,
+/// the event's failure-to-comply count, and the ARWS review past the disposal's limit.
+#[sqlx::test(migrator = "delius_bridge::engine::MIGRATOR")]
+async fn legacy_feedback_failing_to_comply_enforces(pool: PgPool) {
+    let mut world = World::new(pool, &[50]).await;
+    let referral_id = "f56c5f7c-632f-4cad-a1b3-693541cb5f22";
+    referral(&world, referral_id).await;
+    appointment(
+        &world,
+        referral_id,
+        "3fa85f64-5717-4562-b3fc-2c963f66afa6",
+        "2099-01-15T10:00:00Z",
+    )
+    .await;
+    world.start(1000).await;
+    let id = world
+        .publish("session-appointment-feedback-submitted")
+        .await;
+    world.handled(&id, 1).await;
+    insta::assert_json_snapshot!("feedback_failed_to_comply", world.rows(CONTACTS).await);
+    let enforcement = world
+        .rows(
+            "SELECT e.enforcement_action_code, e.response_date - e.action_taken_date AS days, \
+             (SELECT ftc_count FROM delius.event WHERE event_id = 2901) AS ftc_count \
+             FROM delius.enforcement e",
+        )
+        .await;
+    assert_eq!(
+        enforcement,
+        [json!({"enforcement_action_code": "ROM", "days": 7, "ftc_count": 1})]
+    );
+    world.finish().await;
+}
+
+/// Initial-assessment feedback reads the supplier assessment's appointments and takes the
+/// feedback submitted last.
+#[sqlx::test(migrator = "delius_bridge::engine::MIGRATOR")]
+async fn initial_assessment_feedback_takes_the_latest_appointment(pool: PgPool) {
+    let mut world = World::new(pool, &[50]).await;
+    referral(&world, REFERRAL).await;
+    let latest = "11111111-2222-4333-8444-555555555555";
+    appointment(&world, REFERRAL, latest, "2099-01-15T10:00:00Z").await;
+    let assessment = json!({
+        "id": "99999999-2222-4333-8444-555555555555",
+        "referralId": REFERRAL,
+        "appointments": [
+            {"id": "22222222-2222-4333-8444-555555555555", "appointmentTime": "2023-02-01T10:00:00Z",
+             "durationInMinutes": 60,
+             "appointmentFeedback": {"attendanceFeedback": {"attended": "no", "didSessionHappen": false,
+                                     "submittedAt": "2023-02-01T11:00:00Z"}}},
+            {"id": latest, "appointmentTime": "2023-02-08T10:00:00Z", "durationInMinutes": 60,
+             "appointmentFeedback": {"attendanceFeedback": {"attended": "late", "didSessionHappen": true,
+                                     "submittedAt": "2023-02-08T11:00:00Z"},
+                                     "sessionFeedback": {"notifyProbationPractitioner": false}}},
+        ],
+    });
+    Mock::given(method("GET"))
+        .and(path(
+            "/supplier-assessment/99999999-2222-4333-8444-555555555555",
+        ))
+        .respond_with(ResponseTemplate::new(200).set_body_json(assessment))
+        .mount(&world.server)
+        .await;
+    world.start(1000).await;
+    let event = json!({
+        "eventType": "intervention.initial-assessment-appointment.session-feedback-submitted",
+        "version": 1,
+        "detailUrl": format!("{}/supplier-assessment/99999999-2222-4333-8444-555555555555", world.server.uri()),
+        "occurredAt": "2023-02-08T11:00:00Z",
+        "additionalInformation": {"referralId": REFERRAL, "referralReference": "FE4536C",
+            "contractTypeName": "Accommodation", "primeProviderName": "Provider",
+            "referralProbationUserURL": "https://ui/url"},
+        "personReference": {"identifiers": [{"type": "CRN", "value": CRN}]},
+    });
+    let body = json!({
+        "Type": "Notification", "MessageId": "initial-assessment-1",
+        "Message": event.to_string(),
+        "MessageAttributes": {"eventType": {"Type": "String",
+            "Value": "intervention.initial-assessment-appointment.session-feedback-submitted"}},
+    });
+    world
+        .rig
+        .publish(
+            "intervention.initial-assessment-appointment.session-feedback-submitted",
+            body.to_string().as_bytes(),
+        )
+        .await;
+    world.handled("initial-assessment-1", 1).await;
+    let outcome = world
+        .rows(&format!(
+            "SELECT outcome_code, attended, complied, hours_credited FROM delius.contact \
+             WHERE external_reference = 'urn:hmpps:interventions-appointment:{latest}'"
+        ))
+        .await;
+    assert_eq!(
+        outcome,
+        [
+            json!({"outcome_code": "ATTC", "attended": true, "complied": true, "hours_credited": 0.5})
+        ]
+    );
+    world.finish().await;
+}
