@@ -18,7 +18,7 @@ use serde_json::Value;
 use tokio::sync::Notify;
 
 use aggregates::case::{Case, CaseCommand};
-use aggregates::custody::{Custody, CustodyCommand};
+use aggregates::custody::{Custody, CustodyCommand, MovementSummary};
 use aggregates::diary::{appointment_urn, Diary, DiaryCommand};
 use aggregates::pom::{PomAllocation, PomCommand};
 use aggregates::reference::{ReferenceCommand, ReferenceData};
@@ -31,7 +31,7 @@ use crate::store::{
 };
 
 /// An aggregate the bus can route to.
-pub trait Routed: Aggregate<Services = Services> + 'static {
+pub trait Routed: Aggregate<Services = Services, Command: Clone + Send + Sync> + 'static {
     /// The command's name in the command log.
     fn command_name(command: &Self::Command) -> &'static str;
 
@@ -62,6 +62,17 @@ impl Routed for Custody {
     fn command_name(command: &Timed<CustodyCommand>) -> &'static str {
         match command.command {
             CustodyCommand::RecordBaseline(_) => "RecordCustodyBaseline",
+            CustodyCommand::RecordMovement(_) => "RecordMovement",
+        }
+    }
+
+    /// A movement answers its [`MovementSummary`].
+    fn reply(_state: &Self, command: &Self::Command, events: &[Self::Event]) -> Value {
+        match command.command {
+            CustodyCommand::RecordMovement(_) => {
+                serde_json::to_value(MovementSummary::of(events)).unwrap_or(Value::Null)
+            }
+            CustodyCommand::RecordBaseline(_) => Value::Null,
         }
     }
 }
@@ -70,6 +81,17 @@ impl Routed for PomAllocation {
     fn command_name(command: &Timed<PomCommand>) -> &'static str {
         match command.command {
             PomCommand::RecordBaseline(_) => "RecordPomBaseline",
+            PomCommand::AutoAllocate(_) => "AutoAllocatePom",
+        }
+    }
+
+    /// An allocation answers `{"result": "PomAllocated" | "NoPomChange"}`.
+    fn reply(_state: &Self, command: &Self::Command, events: &[Self::Event]) -> Value {
+        match command.command {
+            PomCommand::AutoAllocate(_) => serde_json::json!({
+                "result": if events.is_empty() { "NoPomChange" } else { "PomAllocated" }
+            }),
+            PomCommand::RecordBaseline(_) => Value::Null,
         }
     }
 }
@@ -131,6 +153,199 @@ pub enum BusError<E: std::error::Error> {
     },
 }
 
+/// A decided command, not yet appended.
+struct Decided<A: Aggregate> {
+    aggregate: A,
+    aggregate_id: String,
+    sequence: usize,
+    command_type: &'static str,
+    events: Vec<A::Event>,
+    new_events: Vec<NewEvent>,
+    reply: Value,
+}
+
+impl<A: Routed> Decided<A> {
+    fn batch<'a>(&'a self, metadata: &'a Metadata) -> AppendBatch<'a> {
+        AppendBatch {
+            aggregate_type: A::TYPE,
+            aggregate_id: &self.aggregate_id,
+            expected_sequence: self.sequence,
+            events: self.new_events.clone(),
+            metadata,
+            command_type: self.command_type,
+            reply: self.reply.clone(),
+        }
+    }
+}
+
+/// What a command in a [`Unit`] decided.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UnitDecision<E> {
+    /// The command's reply ([`Routed::reply`]); for a duplicate, the recorded one.
+    pub reply: Value,
+    /// The events it will append when the unit commits (none for a duplicate).
+    pub events: Vec<E>,
+    /// True when this message was already recorded for the aggregate: nothing is staged.
+    pub duplicate: bool,
+}
+
+/// Why a unit could not be committed.
+#[derive(Debug, thiserror::Error)]
+pub enum UnitError {
+    /// An aggregate in the unit changed since it was decided, or the message was recorded
+    /// concurrently: plan the unit again from fresh state.
+    #[error("an aggregate of the unit changed concurrently")]
+    Conflict,
+    /// The event log failed; nothing was written.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Commands on several aggregates, decided one after the other under one message (each sees
+/// the state its aggregate has in the log) and appended in **one transaction** by
+/// [`Unit::commit`]: either every command's events and command-log row are written, or none.
+///
+/// A unit is single-use: on [`UnitError::Conflict`] the caller plans a new unit from fresh
+/// state (bounded by [`CommandBus::max_attempts`], waiting [`CommandBus::back_off`]). Each
+/// aggregate may take one command per unit.
+pub struct Unit<'b> {
+    bus: &'b CommandBus,
+    metadata: &'b Metadata,
+    staged: Vec<Staged>,
+}
+
+struct Staged {
+    aggregate_type: &'static str,
+    aggregate_id: String,
+    expected_sequence: usize,
+    /// The aggregate as the staged commands left it (`A`, type-erased).
+    state: Box<dyn std::any::Any + Send + Sync>,
+    events: Vec<NewEvent>,
+    /// The staged commands' names, joined with `+` in the command log.
+    command_type: String,
+    reply: Value,
+}
+
+impl std::fmt::Debug for Unit<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Unit")
+            .field("message_id", &self.metadata.message_id)
+            .field(
+                "staged",
+                &self
+                    .staged
+                    .iter()
+                    .map(|s| format!("{}/{}", s.aggregate_type, s.aggregate_id))
+                    .collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
+impl Unit<'_> {
+    /// Decides `command` on aggregate `A` `aggregate_id` and stages its events. A message
+    /// already recorded for the aggregate stages nothing and answers the recorded reply.
+    /// A second command on an aggregate already staged in this unit is decided against the
+    /// state the first left; the command log then records both names and the last reply.
+    pub async fn execute<A: Routed>(
+        &mut self,
+        aggregate_id: &str,
+        command: A::Command,
+    ) -> Result<UnitDecision<A::Event>, BusError<A::Error>> {
+        let staged = self
+            .staged
+            .iter()
+            .position(|s| s.aggregate_type == A::TYPE && s.aggregate_id == aggregate_id);
+        let (aggregate, sequence) = match staged {
+            Some(index) => {
+                let entry = &mut self.staged[index];
+                let state = std::mem::replace(&mut entry.state, Box::new(()));
+                match state.downcast::<A>() {
+                    Ok(state) => (*state, entry.expected_sequence + entry.events.len()),
+                    // The type tag matched, so the state is an `A`; reload to be safe.
+                    Err(_) => self.bus.load::<A>(aggregate_id).await?,
+                }
+            }
+            None => {
+                if let Some(outcome) = self
+                    .bus
+                    .recorded_outcome::<A>(self.metadata, aggregate_id)
+                    .await?
+                {
+                    return Ok(UnitDecision {
+                        reply: outcome.reply,
+                        events: Vec::new(),
+                        duplicate: true,
+                    });
+                }
+                self.bus.load::<A>(aggregate_id).await?
+            }
+        };
+        let decided = self
+            .bus
+            .decide_from::<A>(aggregate_id, aggregate, sequence, command)
+            .await?;
+        let decision = UnitDecision {
+            reply: decided.reply.clone(),
+            events: decided.events,
+            duplicate: false,
+        };
+        match staged {
+            Some(index) => {
+                let entry = &mut self.staged[index];
+                entry.state = Box::new(decided.aggregate);
+                entry.events.extend(decided.new_events);
+                entry.command_type = format!("{}+{}", entry.command_type, decided.command_type);
+                entry.reply = decided.reply;
+            }
+            None => self.staged.push(Staged {
+                aggregate_type: A::TYPE,
+                aggregate_id: decided.aggregate_id,
+                expected_sequence: decided.sequence,
+                state: Box::new(decided.aggregate),
+                events: decided.new_events,
+                command_type: decided.command_type.to_string(),
+                reply: decided.reply,
+            }),
+        }
+        Ok(decision)
+    }
+
+    /// Appends every staged command in one transaction.
+    pub async fn commit(self) -> Result<Vec<CommandOutcome>, UnitError> {
+        if self.staged.is_empty() {
+            return Ok(Vec::new());
+        }
+        let batches = self
+            .staged
+            .iter()
+            .map(|s| AppendBatch {
+                aggregate_type: s.aggregate_type,
+                aggregate_id: &s.aggregate_id,
+                expected_sequence: s.expected_sequence,
+                events: s.events.clone(),
+                metadata: self.metadata,
+                command_type: &s.command_type,
+                reply: s.reply.clone(),
+            })
+            .collect();
+        let appended = match &self.bus.log {
+            EventLog::Postgres(log) => log.append_all(batches).await,
+            EventLog::Memory(log) => log.append_all(batches),
+        };
+        match appended {
+            Ok(outcomes) => {
+                if outcomes.iter().any(|o| !o.events.is_empty()) {
+                    self.bus.wake.notify_one();
+                }
+                Ok(outcomes)
+            }
+            Err(AppendError::Conflict) | Err(AppendError::Duplicate) => Err(UnitError::Conflict),
+            Err(AppendError::Store(error)) => Err(UnitError::Store(error)),
+        }
+    }
+}
+
 /// Where the bus keeps its events.
 #[derive(Debug, Clone)]
 pub enum EventLog {
@@ -181,40 +396,13 @@ impl CommandBus {
     where
         A::Command: Clone + Send + Sync,
     {
-        let command_type = A::command_name(&command);
         for attempt in 1..=self.max_attempts {
             if let Some(mut outcome) = self.recorded_outcome::<A>(metadata, aggregate_id).await? {
                 outcome.duplicate = true;
                 return Ok(outcome);
             }
-            let (mut aggregate, sequence) = self.load::<A>(aggregate_id).await?;
-            let sink = EventSink::<A>::default();
-            aggregate
-                .handle(command.clone(), &self.services, &sink)
-                .await
-                .map_err(BusError::Rejected)?;
-            let events = sink.collect().await;
-            let reply = A::reply(&aggregate, &command, &events);
-            let new_events = events
-                .iter()
-                .map(|event| {
-                    Ok(NewEvent {
-                        event_type: event.event_type(),
-                        event_version: event.event_version(),
-                        payload: serde_json::to_value(event)?,
-                    })
-                })
-                .collect::<Result<Vec<_>, serde_json::Error>>()
-                .map_err(StoreError::from)?;
-            let batch = AppendBatch {
-                aggregate_type: A::TYPE,
-                aggregate_id,
-                expected_sequence: sequence,
-                events: new_events,
-                metadata,
-                command_type,
-                reply,
-            };
+            let decided = self.decide::<A>(aggregate_id, command.clone()).await?;
+            let batch = decided.batch(metadata);
             let appended = match &self.log {
                 EventLog::Postgres(log) => log.append(batch).await,
                 EventLog::Memory(log) => log.append(batch),
@@ -242,6 +430,77 @@ impl CommandBus {
             aggregate_type: A::TYPE,
             aggregate_id: aggregate_id.to_string(),
             attempts: self.max_attempts,
+        })
+    }
+
+    /// Starts a [`Unit`]: commands on several aggregates decided under one message and
+    /// appended in one transaction, all or nothing.
+    pub fn unit<'b>(&'b self, metadata: &'b Metadata) -> Unit<'b> {
+        Unit {
+            bus: self,
+            metadata,
+            staged: Vec::new(),
+        }
+    }
+
+    /// How many times a caller re-plans a [`Unit`] whose commit conflicted before giving up
+    /// (the same bound [`CommandBus::execute`] uses).
+    pub fn max_attempts(&self) -> u32 {
+        self.max_attempts
+    }
+
+    /// Waits the jittered backoff before attempt `attempt + 1` of a conflicting [`Unit`].
+    pub async fn back_off(&self, attempt: u32) {
+        tokio::time::sleep(backoff(attempt)).await;
+    }
+
+    /// Loads the aggregate, decides the command and serializes its events; writes nothing.
+    async fn decide<A: Routed>(
+        &self,
+        aggregate_id: &str,
+        command: A::Command,
+    ) -> Result<Decided<A>, BusError<A::Error>> {
+        let (aggregate, sequence) = self.load::<A>(aggregate_id).await?;
+        self.decide_from(aggregate_id, aggregate, sequence, command)
+            .await
+    }
+
+    /// Decides the command on `aggregate` (at `sequence`) and serializes its events.
+    async fn decide_from<A: Routed>(
+        &self,
+        aggregate_id: &str,
+        mut aggregate: A,
+        sequence: usize,
+        command: A::Command,
+    ) -> Result<Decided<A>, BusError<A::Error>> {
+        let command_type = A::command_name(&command);
+        let sink = EventSink::<A>::default();
+        let reply_command = command.clone();
+        aggregate
+            .handle(command, &self.services, &sink)
+            .await
+            .map_err(BusError::Rejected)?;
+        let events = sink.collect().await;
+        let reply = A::reply(&aggregate, &reply_command, &events);
+        let new_events = events
+            .iter()
+            .map(|event| {
+                Ok(NewEvent {
+                    event_type: event.event_type(),
+                    event_version: event.event_version(),
+                    payload: serde_json::to_value(event)?,
+                })
+            })
+            .collect::<Result<Vec<_>, serde_json::Error>>()
+            .map_err(StoreError::from)?;
+        Ok(Decided {
+            aggregate,
+            aggregate_id: aggregate_id.to_string(),
+            sequence,
+            command_type,
+            events,
+            new_events,
+            reply,
         })
     }
 

@@ -92,6 +92,11 @@ pub struct ServeArgs {
     pub amqp: AmqpArgs,
     #[command(flatten)]
     pub upstream: UpstreamArgs,
+    /// Feature flags of the prison movement table, `name=true|false`, comma separated
+    /// (`messages_released_hospital`, `messages_released_absconded`; every flag is on unless
+    /// set false).
+    #[arg(long = "feature-flags", env = "FEATURE_FLAGS", value_delimiter = ',')]
+    pub feature_flags: Vec<String>,
 }
 
 /// How the bridge consumes domain events.

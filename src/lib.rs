@@ -12,6 +12,8 @@
 //! - [`seed`]: loads a Delius baseline file through the bus.
 //! - [`crs`]: Refer and Monitor — resolving lookups, building commands, read-your-writes, and
 //!   the case-information reads; [`mod@reference`]: reading Delius reference and case rows.
+//! - [`pcstd`]: prison custody status — prison movements applied to every active custody
+//!   of the person in one unit, the movement table's feature flags, the Prison API.
 //! - [`http`]: the axum router — bearer-JWT auth, `{status, code, message}` errors, JSON and
 //!   path extractors, OpenAPI, health and the Refer and Monitor endpoints;
 //!   [`amqp`]: the broker connection.
@@ -28,6 +30,7 @@ pub mod handlers;
 pub mod http;
 pub mod ids;
 pub mod metrics;
+pub mod pcstd;
 pub mod reference;
 pub mod render;
 pub mod seed;

@@ -209,10 +209,41 @@ pub mod london {
         local.with_nanosecond(0).unwrap_or(local)
     }
 
+    /// The instant of a UK local date and time (Europe/London). In the autumn hour that
+    /// happens twice the first (summer-time) instant is taken; a time in the spring gap is
+    /// read as GMT.
+    pub fn to_utc(local: NaiveDateTime) -> DateTime<Utc> {
+        let summer = (local - Duration::hours(1)).and_utc();
+        if is_summer_time(summer) {
+            summer
+        } else {
+            local.and_utc()
+        }
+    }
+
     #[cfg(test)]
     mod tests {
         use super::*;
         use chrono::TimeZone;
+
+        #[test]
+        fn local_times_convert_back() {
+            let utc = |y, m, d, h, min| Utc.with_ymd_and_hms(y, m, d, h, min, 0).unwrap();
+            for at in [
+                utc(2023, 7, 20, 12, 24),
+                utc(2023, 1, 5, 9, 0),
+                utc(2024, 3, 31, 1, 0),
+                utc(2024, 10, 27, 1, 0),
+            ] {
+                assert_eq!(to_utc(local(at)), at, "{at}");
+            }
+            // 2024-10-27 01:30 local happens twice: the summer-time one comes first.
+            let twice = NaiveDate::from_ymd_opt(2024, 10, 27)
+                .unwrap()
+                .and_hms_opt(1, 30, 0)
+                .unwrap();
+            assert_eq!(to_utc(twice), utc(2024, 10, 27, 0, 30));
+        }
 
         #[test]
         fn switches_at_one_in_the_morning_utc_on_the_last_sundays() {
@@ -269,4 +300,42 @@ pub mod crs {
     pub const STAFF: &str = "CRSUATU";
     /// The service's Delius user (audit columns).
     pub const USER: &str = "ReferAndMonitorAndDelius";
+}
+
+/// A `delius.contact_alert` row: the contact shows as an alert to the person's community
+/// manager.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ContactAlert {
+    pub contact_alert_id: i64,
+    pub contact_id: i64,
+    pub offender_id: i64,
+    pub contact_type_code: String,
+    pub offender_manager_id: Option<i64>,
+    pub staff_code: String,
+    pub team_code: String,
+}
+
+/// Who a contact is allocated to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Allocation {
+    pub staff_code: String,
+    pub team_code: String,
+    pub probation_area_code: String,
+}
+
+/// Delius's date and time formats in contact notes (UK local time).
+pub mod notes {
+    use chrono::{DateTime, Utc};
+
+    /// `dd/MM/yyyy`.
+    pub fn date(at: DateTime<Utc>) -> String {
+        super::london::local(at).format("%d/%m/%Y").to_string()
+    }
+
+    /// `dd/MM/yyyy HH:mm:ss`.
+    pub fn date_time(at: DateTime<Utc>) -> String {
+        super::london::local(at)
+            .format("%d/%m/%Y %H:%M:%S")
+            .to_string()
+    }
 }

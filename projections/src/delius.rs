@@ -5,8 +5,8 @@ use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 use aggregates::case::{CaseBaseline, CaseEvent};
-use aggregates::common::Contact;
-use aggregates::custody::{CustodyBaseline, CustodyEvent};
+use aggregates::common::{Contact, ContactAlert};
+use aggregates::custody::{CustodyBaseline, CustodyEvent, CustodyHistory};
 use aggregates::diary::DiaryEvent;
 use aggregates::pom::{PomBaseline, PomEvent};
 use aggregates::reference::{ReferenceEntry, ReferenceEvent};
@@ -29,7 +29,9 @@ pub fn project(event: &AnyEvent) -> Vec<RowChange> {
         AnyEvent::Custody(CustodyEvent::CustodyBaselineRecorded { baseline }) => {
             custody_baseline(baseline)
         }
+        AnyEvent::Custody(event) => custody(event),
         AnyEvent::Pom(PomEvent::PomBaselineRecorded { baseline }) => pom_baseline(baseline),
+        AnyEvent::Pom(event) => pom(event),
         AnyEvent::Referral(event) => referral(event),
         AnyEvent::Diary(event) => diary(event),
     }
@@ -54,6 +56,221 @@ fn contact(contact: &Contact) -> RowChange {
         table: "contact",
         key: Key::Id(contact.contact_id),
         values,
+    }
+}
+
+/// A contact row with extra columns the shared `Contact` does not carry.
+fn contact_with(c: &Contact, extra: Value) -> RowChange {
+    let mut change = contact(c);
+    if let (RowChange::Upsert { values, .. }, Value::Object(extra)) = (&mut change, extra) {
+        values.extend(extra);
+    }
+    change
+}
+
+fn contact_alert(alert: &ContactAlert) -> RowChange {
+    RowChange::Upsert {
+        table: "contact_alert",
+        key: Key::Id(alert.contact_alert_id),
+        values: columns(alert),
+    }
+}
+
+fn custody_history(custody_id: i64, offender_id: i64, history: &CustodyHistory) -> RowChange {
+    RowChange::upsert(
+        "custody_history",
+        history.custody_history_id,
+        json!({
+            "custody_id": custody_id,
+            "offender_id": offender_id,
+            "custody_event_type_code": history.custody_event_type_code,
+            "detail": history.detail,
+            "historical_date": history.historical_date,
+        }),
+    )
+}
+
+fn custody(event: &CustodyEvent) -> Vec<RowChange> {
+    match event {
+        CustodyEvent::CustodyBaselineRecorded { baseline } => custody_baseline(baseline),
+        CustodyEvent::Recalled {
+            offender_id,
+            release_id,
+            recall,
+            contact: c,
+            alert,
+            ..
+        } => vec![
+            RowChange::upsert(
+                "recall",
+                recall.recall_id,
+                json!({
+                    "release_id": release_id,
+                    "offender_id": offender_id,
+                    "recall_reason_code": recall.recall_reason_code,
+                    "recall_date": recall.recall_date,
+                }),
+            ),
+            contact(c),
+            contact_alert(alert),
+        ],
+        CustodyEvent::LicenceConditionTerminated {
+            lic_condition_id,
+            termination_date,
+            termination_reason_code,
+            rejected_transfer,
+            contact: c,
+            ..
+        } => {
+            let mut values = json!({
+                "termination_date": termination_date,
+                "termination_reason_code": termination_reason_code,
+                "pending_transfer": false,
+            });
+            let mut rows = Vec::new();
+            if let Some(transfer) = rejected_transfer {
+                if let Value::Object(map) = &mut values {
+                    map.insert("transfer_status_code".into(), json!(transfer.status_code));
+                    map.insert("transfer_decision_code".into(), json!(transfer.decision_code));
+                    map.insert("transfer_reason_code".into(), json!(transfer.reason_code));
+                    map.insert("transfer_status_date".into(), json!(transfer.status_date));
+                }
+                rows.push(contact_with(
+                    &transfer.contact,
+                    json!({ "lic_condition_id": lic_condition_id }),
+                ));
+            }
+            rows.insert(
+                0,
+                RowChange::update("licence_condition", *lic_condition_id, values),
+            );
+            rows.push(contact_with(c, json!({ "lic_condition_id": lic_condition_id })));
+            rows
+        }
+        CustodyEvent::Released {
+            custody_id,
+            offender_id,
+            event_id,
+            release,
+            contact: c,
+            first_release_date,
+            ..
+        } => {
+            let mut rows = vec![
+                RowChange::upsert(
+                    "release",
+                    release.release_id,
+                    json!({
+                        "custody_id": custody_id,
+                        "offender_id": offender_id,
+                        "release_type_code": release.release_type_code,
+                        "actual_release_date": release.actual_release_date,
+                        "institution_code": release.institution_code,
+                        "probation_area_code": release.probation_area_code,
+                    }),
+                ),
+                contact(c),
+            ];
+            if let Some(date) = first_release_date {
+                rows.push(RowChange::update(
+                    "event",
+                    *event_id,
+                    json!({ "first_release_date": date }),
+                ));
+            }
+            rows
+        }
+        CustodyEvent::CustodialStatusChanged {
+            custody_id,
+            offender_id,
+            custodial_status_code,
+            status_change_date,
+            history,
+            ..
+        } => vec![
+            RowChange::update(
+                "custody",
+                *custody_id,
+                json!({
+                    "custodial_status_code": custodial_status_code,
+                    "status_change_date": status_change_date,
+                }),
+            ),
+            custody_history(*custody_id, *offender_id, history),
+        ],
+        CustodyEvent::LocationChanged {
+            custody_id,
+            offender_id,
+            institution_code,
+            location_change_date,
+            history,
+            contact: c,
+            ..
+        } => {
+            let mut rows = vec![
+                RowChange::update(
+                    "custody",
+                    *custody_id,
+                    json!({
+                        "institution_code": institution_code,
+                        "location_change_date": location_change_date,
+                    }),
+                ),
+                custody_history(*custody_id, *offender_id, history),
+            ];
+            rows.extend(c.iter().map(contact));
+            rows
+        }
+        CustodyEvent::DeathRecorded {
+            contact: c, alert, ..
+        } => vec![contact(c), contact_alert(alert)],
+        CustodyEvent::MovementActionsIgnored { .. } => Vec::new(),
+    }
+}
+
+fn pom(event: &PomEvent) -> Vec<RowChange> {
+    match event {
+        PomEvent::PomBaselineRecorded { baseline } => pom_baseline(baseline),
+        PomEvent::PrisonManagerAllocated {
+            offender_id,
+            manager,
+            ended,
+            contact: c,
+            responsible_officer,
+        } => {
+            let mut rows = Vec::new();
+            if let Some(ended) = ended {
+                rows.push(RowChange::update(
+                    "prison_offender_manager",
+                    ended.prison_offender_manager_id,
+                    json!({ "end_date": ended.end_date, "active": false }),
+                ));
+            }
+            let mut values = columns(manager);
+            values.insert("offender_id".into(), Value::from(*offender_id));
+            rows.push(RowChange::Upsert {
+                table: "prison_offender_manager",
+                key: Key::Id(manager.prison_offender_manager_id),
+                values,
+            });
+            rows.push(contact(c));
+            if let Some(transfer) = responsible_officer {
+                rows.push(RowChange::update(
+                    "responsible_officer",
+                    transfer.ended_responsible_officer_id,
+                    json!({ "end_date": transfer.end_date }),
+                ));
+                let mut values = columns(&transfer.officer);
+                values.insert("offender_id".into(), Value::from(*offender_id));
+                rows.push(RowChange::Upsert {
+                    table: "responsible_officer",
+                    key: Key::Id(transfer.officer.responsible_officer_id),
+                    values,
+                });
+                rows.push(contact(&transfer.contact));
+            }
+            rows
+        }
     }
 }
 

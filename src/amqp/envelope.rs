@@ -95,9 +95,12 @@ impl DomainEvent {
         self.identifier("CRN").or(self.crn.as_deref())
     }
 
-    /// The person's NOMS number (`personReference` type `NOMS`).
+    /// The person's NOMS number (`personReference` type `NOMS`, else the prison events'
+    /// `additionalInformation.nomsNumber`).
     pub fn noms_number(&self) -> Option<&str> {
         self.identifier("NOMS")
+            .or_else(|| self.info_str("nomsNumber"))
+            .filter(|n| !n.is_empty())
     }
 
     /// A string of `additionalInformation`.

@@ -121,6 +121,10 @@ impl MessageOutcome {
                 (None, BTreeMap::new(), Some(reason.clone()))
             }
         };
+        let crn = envelope
+            .and_then(|e| e.event.crn())
+            .map(str::to_owned)
+            .or_else(|| properties.get("crn").cloned());
         Self {
             message_id: message_id.to_owned(),
             queue: queue.to_owned(),
@@ -128,7 +132,7 @@ impl MessageOutcome {
             outcome: outcome_label(outcome).to_owned(),
             name,
             properties,
-            crn: envelope.and_then(|e| e.event.crn()).map(str::to_owned),
+            crn,
             noms_number: envelope
                 .and_then(|e| e.event.noms_number())
                 .map(str::to_owned),

@@ -44,6 +44,11 @@ pub async fn run(cli: &Cli, args: &ServeArgs) -> anyhow::Result<()> {
     }
     let upstream = crate::upstream::UpstreamClient::from_args(&args.upstream)
         .context("configuring the upstream HTTP client")?;
+    let settings = crate::handlers::HandlerSettings {
+        prison_api_url: args.upstream.prison_api_url.clone(),
+        feature_flags: crate::handlers::feature_flags(&args.feature_flags)
+            .context("reading FEATURE_FLAGS")?,
+    };
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let broker = args
         .amqp_url
@@ -55,7 +60,7 @@ pub async fn run(cli: &Cli, args: &ServeArgs) -> anyhow::Result<()> {
             args.amqp.clone(),
             OutcomeLog::for_backend(&engine.backend),
         );
-        let handlers = crate::handlers::registry(&engine, &upstream);
+        let handlers = crate::handlers::registry_with(&engine, &upstream, &settings);
         if handlers.is_empty() {
             tracing::warn!(
                 "no message handlers registered: queues are declared, nothing is consumed"

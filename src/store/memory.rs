@@ -79,26 +79,65 @@ impl MemEventLog {
 
     /// Appends a command's events and its outcome atomically.
     pub fn append(&self, batch: AppendBatch<'_>) -> Result<CommandOutcome, AppendError> {
-        let metadata = serde_json::to_value(batch.metadata).map_err(StoreError::from)?;
+        let mut outcomes = self.append_all(vec![batch])?;
+        outcomes.pop().ok_or(AppendError::Store(StoreError::Poisoned))
+    }
+
+    /// Appends several commands atomically: every batch is checked (expected sequence,
+    /// command log) before any is written, all under one lock and one "transaction id".
+    pub fn append_all(
+        &self,
+        batches: Vec<AppendBatch<'_>>,
+    ) -> Result<Vec<CommandOutcome>, AppendError> {
+        let metadata = batches
+            .iter()
+            .map(|b| serde_json::to_value(b.metadata))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(StoreError::from)?;
         let mut state = self.state.lock().map_err(poisoned)?;
+        for batch in &batches {
+            let stream_key = (
+                batch.aggregate_type.to_string(),
+                batch.aggregate_id.to_string(),
+            );
+            let current = state.streams.get(&stream_key).map_or(0, Vec::len);
+            if current != batch.expected_sequence {
+                return Err(AppendError::Conflict);
+            }
+            let log_key = (
+                batch.metadata.message_id.clone(),
+                batch.aggregate_type.to_string(),
+                batch.aggregate_id.to_string(),
+            );
+            if state.command_log.contains_key(&log_key) {
+                return Err(AppendError::Duplicate);
+            }
+        }
+        state.transactions += 1;
+        let transaction_id = state.transactions;
+        let mut outcomes = Vec::with_capacity(batches.len());
+        for (batch, metadata) in batches.into_iter().zip(metadata) {
+            outcomes.push(Self::write(&mut state, batch, metadata, transaction_id));
+        }
+        Ok(outcomes)
+    }
+
+    fn write(
+        state: &mut State,
+        batch: AppendBatch<'_>,
+        metadata: serde_json::Value,
+        transaction_id: i64,
+    ) -> CommandOutcome {
         let stream_key = (
             batch.aggregate_type.to_string(),
             batch.aggregate_id.to_string(),
         );
         let current = state.streams.get(&stream_key).map_or(0, Vec::len);
-        if current != batch.expected_sequence {
-            return Err(AppendError::Conflict);
-        }
         let log_key = (
             batch.metadata.message_id.clone(),
             batch.aggregate_type.to_string(),
             batch.aggregate_id.to_string(),
         );
-        if state.command_log.contains_key(&log_key) {
-            return Err(AppendError::Duplicate);
-        }
-        state.transactions += 1;
-        let transaction_id = state.transactions;
         let mut written = Vec::with_capacity(batch.events.len());
         for (offset, event) in batch.events.into_iter().enumerate() {
             let index = state.events.len();
@@ -138,7 +177,7 @@ impl MemEventLog {
             duplicate: false,
         };
         state.command_log.insert(log_key, outcome.clone());
-        Ok(outcome)
+        outcome
     }
 
     /// Up to `limit` events after `after`, in global order.

@@ -60,72 +60,94 @@ impl PgEventLog {
 
     /// Appends a command's events and its command-log row atomically.
     pub async fn append(&self, batch: AppendBatch<'_>) -> Result<CommandOutcome, AppendError> {
-        let metadata = serde_json::to_value(batch.metadata).map_err(StoreError::from)?;
+        let mut outcomes = self.append_all(vec![batch]).await?;
+        outcomes.pop().ok_or(AppendError::Store(StoreError::Poisoned))
+    }
+
+    /// Appends several commands' events and command-log rows in one transaction: all of them
+    /// or none (a conflict on any aggregate rolls every batch back).
+    pub async fn append_all(
+        &self,
+        batches: Vec<AppendBatch<'_>>,
+    ) -> Result<Vec<CommandOutcome>, AppendError> {
         let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
-        let mut written = Vec::with_capacity(batch.events.len());
-        let mut transaction_id = None;
-        if !batch.events.is_empty() {
-            let first = batch.expected_sequence as i64 + 1;
-            let sequences: Vec<i64> = (first..first + batch.events.len() as i64).collect();
-            let types: Vec<&str> = batch.events.iter().map(|e| e.event_type.as_str()).collect();
-            let versions: Vec<&str> = batch
-                .events
-                .iter()
-                .map(|e| e.event_version.as_str())
-                .collect();
-            let payloads: Vec<Value> = batch.events.iter().map(|e| e.payload.clone()).collect();
-            let rows = sqlx::query(
-                "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) \
-                 SELECT $1, $2, s, t, v, p::json, $7::json \
-                 FROM unnest($3::bigint[], $4::text[], $5::text[], $6::jsonb[]) AS u(s, t, v, p) \
-                 RETURNING sequence, global_position, transaction_id::text::bigint AS txid, event_type",
-            )
-            .bind(batch.aggregate_type)
-            .bind(batch.aggregate_id)
-            .bind(&sequences)
-            .bind(&types)
-            .bind(&versions)
-            .bind(&payloads)
-            .bind(&metadata)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(|e| classify(e, "events_pkey", AppendError::Conflict))?;
-            for row in rows {
-                transaction_id = Some(row.try_get::<i64, _>("txid").map_err(StoreError::from)?);
-                written.push(WrittenEvent {
-                    sequence: row.try_get("sequence").map_err(StoreError::from)?,
-                    global_position: row.try_get("global_position").map_err(StoreError::from)?,
-                    event_type: row.try_get("event_type").map_err(StoreError::from)?,
-                });
-            }
-            written.sort_by_key(|e| e.sequence);
+        let mut outcomes = Vec::with_capacity(batches.len());
+        for batch in batches {
+            outcomes.push(append_in(&mut tx, batch).await?);
         }
-        let outcome = CommandOutcome {
-            message_id: batch.metadata.message_id.clone(),
-            aggregate_type: batch.aggregate_type.to_string(),
-            aggregate_id: batch.aggregate_id.to_string(),
-            command_type: batch.command_type.to_string(),
-            events: written,
-            transaction_id,
-            reply: batch.reply,
-            duplicate: false,
-        };
-        sqlx::query(
-            "INSERT INTO command_log (message_id, aggregate_type, aggregate_id, command_type, outcome, metadata) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
+        tx.commit().await.map_err(StoreError::from)?;
+        Ok(outcomes)
+    }
+}
+
+/// Writes one batch inside `tx`.
+async fn append_in(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    batch: AppendBatch<'_>,
+) -> Result<CommandOutcome, AppendError> {
+    let metadata = serde_json::to_value(batch.metadata).map_err(StoreError::from)?;
+    let mut written = Vec::with_capacity(batch.events.len());
+    let mut transaction_id = None;
+    if !batch.events.is_empty() {
+        let first = batch.expected_sequence as i64 + 1;
+        let sequences: Vec<i64> = (first..first + batch.events.len() as i64).collect();
+        let types: Vec<&str> = batch.events.iter().map(|e| e.event_type.as_str()).collect();
+        let versions: Vec<&str> = batch
+            .events
+            .iter()
+            .map(|e| e.event_version.as_str())
+            .collect();
+        let payloads: Vec<Value> = batch.events.iter().map(|e| e.payload.clone()).collect();
+        let rows = sqlx::query(
+            "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) \
+             SELECT $1, $2, s, t, v, p::json, $7::json \
+             FROM unnest($3::bigint[], $4::text[], $5::text[], $6::jsonb[]) AS u(s, t, v, p) \
+             RETURNING sequence, global_position, transaction_id::text::bigint AS txid, event_type",
         )
-        .bind(&outcome.message_id)
         .bind(batch.aggregate_type)
         .bind(batch.aggregate_id)
-        .bind(batch.command_type)
-        .bind(serde_json::to_value(&outcome).map_err(StoreError::from)?)
+        .bind(&sequences)
+        .bind(&types)
+        .bind(&versions)
+        .bind(&payloads)
         .bind(&metadata)
-        .execute(&mut *tx)
+        .fetch_all(&mut **tx)
         .await
-        .map_err(|e| classify(e, "command_log_pkey", AppendError::Duplicate))?;
-        tx.commit().await.map_err(StoreError::from)?;
-        Ok(outcome)
+        .map_err(|e| classify(e, "events_pkey", AppendError::Conflict))?;
+        for row in rows {
+            transaction_id = Some(row.try_get::<i64, _>("txid").map_err(StoreError::from)?);
+            written.push(WrittenEvent {
+                sequence: row.try_get("sequence").map_err(StoreError::from)?,
+                global_position: row.try_get("global_position").map_err(StoreError::from)?,
+                event_type: row.try_get("event_type").map_err(StoreError::from)?,
+            });
+        }
+        written.sort_by_key(|e| e.sequence);
     }
+    let outcome = CommandOutcome {
+        message_id: batch.metadata.message_id.clone(),
+        aggregate_type: batch.aggregate_type.to_string(),
+        aggregate_id: batch.aggregate_id.to_string(),
+        command_type: batch.command_type.to_string(),
+        events: written,
+        transaction_id,
+        reply: batch.reply,
+        duplicate: false,
+    };
+    sqlx::query(
+        "INSERT INTO command_log (message_id, aggregate_type, aggregate_id, command_type, outcome, metadata) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(&outcome.message_id)
+    .bind(batch.aggregate_type)
+    .bind(batch.aggregate_id)
+    .bind(batch.command_type)
+    .bind(serde_json::to_value(&outcome).map_err(StoreError::from)?)
+    .bind(&metadata)
+    .execute(&mut **tx)
+    .await
+    .map_err(|e| classify(e, "command_log_pkey", AppendError::Duplicate))?;
+    Ok(outcome)
 }
 
 /// A unique violation of `constraint` becomes `as_error`; anything else is a store failure.
