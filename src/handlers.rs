@@ -83,8 +83,8 @@ mod tests {
 
     #[test]
     fn flags_parse_and_name_the_bad_setting() {
-        let parsed = feature_flags(&["messages_released_hospital=false".into(), " ".into()])
-            .unwrap();
+        let parsed =
+            feature_flags(&["messages_released_hospital=false".into(), " ".into()]).unwrap();
         assert!(!parsed.enabled(flags::RELEASED_HOSPITAL));
         assert!(parsed.enabled(flags::RELEASED_ABSCONDED));
         assert_eq!(

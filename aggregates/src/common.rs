@@ -233,7 +233,8 @@ pub mod london {
                 utc(2023, 7, 20, 12, 24),
                 utc(2023, 1, 5, 9, 0),
                 utc(2024, 3, 31, 1, 0),
-                utc(2024, 10, 27, 1, 0),
+                // The hour after the autumn change (not the repeated one).
+                utc(2024, 10, 27, 2, 0),
             ] {
                 assert_eq!(to_utc(local(at)), at, "{at}");
             }

@@ -131,7 +131,10 @@ fn custody(event: &CustodyEvent) -> Vec<RowChange> {
             if let Some(transfer) = rejected_transfer {
                 if let Value::Object(map) = &mut values {
                     map.insert("transfer_status_code".into(), json!(transfer.status_code));
-                    map.insert("transfer_decision_code".into(), json!(transfer.decision_code));
+                    map.insert(
+                        "transfer_decision_code".into(),
+                        json!(transfer.decision_code),
+                    );
                     map.insert("transfer_reason_code".into(), json!(transfer.reason_code));
                     map.insert("transfer_status_date".into(), json!(transfer.status_date));
                 }
@@ -144,7 +147,10 @@ fn custody(event: &CustodyEvent) -> Vec<RowChange> {
                 0,
                 RowChange::update("licence_condition", *lic_condition_id, values),
             );
-            rows.push(contact_with(c, json!({ "lic_condition_id": lic_condition_id })));
+            rows.push(contact_with(
+                c,
+                json!({ "lic_condition_id": lic_condition_id }),
+            ));
             rows
         }
         CustodyEvent::Released {

@@ -16,7 +16,7 @@ pub mod prison_api;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Timelike, Utc};
 
 use aggregates::case::Case;
 use aggregates::custody::movement::{self, Direction, FeatureFlags, Resolved};
@@ -200,19 +200,17 @@ impl PrisonCustodyStatus {
             other => return Err(rejected(format!("unhandled event type {other}"))),
         };
         let mut props = movement_props(&movement);
-        let resolved = match movement::resolve(
-            &movement.movement_type,
-            &movement.reason_code,
-            &self.flags,
-        ) {
-            Ok(resolved) => resolved,
-            Err(not_applicable) => {
-                if let movement::NotApplicable::FeatureFlagNotActive { flag } = &not_applicable {
-                    props.insert("featureFlag".into(), (*flag).to_string());
+        let resolved =
+            match movement::resolve(&movement.movement_type, &movement.reason_code, &self.flags) {
+                Ok(resolved) => resolved,
+                Err(not_applicable) => {
+                    if let movement::NotApplicable::FeatureFlagNotActive { flag } = &not_applicable
+                    {
+                        props.insert("featureFlag".into(), (*flag).to_string());
+                    }
+                    return Ok(ignored(not_applicable.name(), props));
                 }
-                return Ok(ignored(not_applicable.name(), props));
-            }
-        };
+            };
         let person = match self.person(&movement.noms_number).await? {
             Ok(person) => person,
             Err(name) => return Ok(ignored(name, props)),
@@ -234,7 +232,10 @@ impl PrisonCustodyStatus {
     }
 
     /// The movement of a released/received message.
-    fn movement_of(envelope: &Envelope, received_at: DateTime<Utc>) -> Result<Movement, HandlerOutcome> {
+    fn movement_of(
+        envelope: &Envelope,
+        received_at: DateTime<Utc>,
+    ) -> Result<Movement, HandlerOutcome> {
         let event = &envelope.event;
         let noms_number = event.noms_number().ok_or_else(|| {
             rejected("no NOMS number in personReference or additionalInformation.nomsNumber")
@@ -256,9 +257,12 @@ impl PrisonCustodyStatus {
                 .info_str("nomisMovementReasonCode")
                 .unwrap_or_default()
                 .to_string(),
+            // Delius keeps times to the second.
             occurred_at: event
                 .occurred_at
-                .map_or(received_at, |t| t.with_timezone(&Utc)),
+                .map_or(received_at, |t| t.with_timezone(&Utc))
+                .with_nanosecond(0)
+                .unwrap_or(received_at),
             prison: event
                 .info_str("prisonId")
                 .filter(|p| !p.is_empty())
@@ -367,16 +371,12 @@ impl PrisonCustodyStatus {
         row: &serde_json::Map<String, serde_json::Value>,
     ) -> Result<Institution, HandlerOutcome> {
         let code = reference::string(row, "code").unwrap_or_default();
-        let prison_area_code = reference::rows_where(
-            &self.engine,
-            "probation_area",
-            "institution_code",
-            &code,
-        )
-        .await
-        .map_err(|e| failed(e.to_string()))?
-        .iter()
-        .find_map(|area| reference::string(area, "code"));
+        let prison_area_code =
+            reference::rows_where(&self.engine, "probation_area", "institution_code", &code)
+                .await
+                .map_err(|e| failed(e.to_string()))?
+                .iter()
+                .find_map(|area| reference::string(area, "code"));
         Ok(Institution {
             description: reference::string(row, "description").unwrap_or_else(|| code.clone()),
             nomis_code: reference::string(row, "nomis_code"),
@@ -438,9 +438,10 @@ impl PrisonCustodyStatus {
             {
                 let termination = reference::string(&row, "termination_reason_code");
                 if let Some(termination) = &termination {
-                    if let Some(t) = reference::row(&self.engine, "r_termination_reason", termination)
-                        .await
-                        .map_err(db)?
+                    if let Some(t) =
+                        reference::row(&self.engine, "r_termination_reason", termination)
+                            .await
+                            .map_err(db)?
                     {
                         reference.descriptions.insert(
                             format!("r_termination_reason/{termination}"),
@@ -458,7 +459,10 @@ impl PrisonCustodyStatus {
         }
         for (table, codes) in DESCRIBED {
             for code in *codes {
-                if let Some(row) = reference::row(&self.engine, table, code).await.map_err(db)? {
+                if let Some(row) = reference::row(&self.engine, table, code)
+                    .await
+                    .map_err(db)?
+                {
                     reference.descriptions.insert(
                         format!("{table}/{code}"),
                         reference::string(&row, "description").unwrap_or_default(),
@@ -491,7 +495,10 @@ impl PrisonCustodyStatus {
         wanted.insert(("staff", format!("{area}ALLU")));
         let mut names = BTreeMap::new();
         for (table, code) in wanted {
-            let Some(row) = reference::row(&self.engine, table, &code).await.map_err(db)? else {
+            let Some(row) = reference::row(&self.engine, table, &code)
+                .await
+                .map_err(db)?
+            else {
                 continue;
             };
             let name = if table == "staff" {
@@ -548,9 +555,7 @@ impl PrisonCustodyStatus {
                     serde_json::from_value(decision.reply).unwrap_or_default();
                 summaries.push((custody.custody_id, summary));
             }
-            let area = summaries
-                .iter()
-                .find_map(|(_, s)| s.pom_area_code.clone());
+            let area = summaries.iter().find_map(|(_, s)| s.pom_area_code.clone());
             let mut pom = None;
             if let Some(area) = area {
                 let event_id = person
@@ -567,7 +572,10 @@ impl PrisonCustodyStatus {
                     names: self.pom_names(&person.crn, &area).await?,
                 }));
                 let decision = unit
-                    .execute::<PomAllocation>(&person.crn, Timed::new(metadata.received_at, command))
+                    .execute::<PomAllocation>(
+                        &person.crn,
+                        Timed::new(metadata.received_at, command),
+                    )
                     .await
                     .map_err(pom_outcome)?;
                 pom = decision.reply["result"].as_str().map(str::to_string);
@@ -601,7 +609,11 @@ fn movement_props(movement: &Movement) -> Props {
 /// Success when any custody changed (named after the changes, e.g.
 /// `Recalled+StatusUpdated+LocationUpdated`), else ignored (named after the ignorable
 /// outcomes); the properties say what happened to each custody.
-fn outcome(summaries: &[(i64, MovementSummary)], pom: Option<String>, mut props: Props) -> HandlerOutcome {
+fn outcome(
+    summaries: &[(i64, MovementSummary)],
+    pom: Option<String>,
+    mut props: Props,
+) -> HandlerOutcome {
     let mut changed: Vec<&str> = Vec::new();
     let mut ignored_names: Vec<&str> = Vec::new();
     for (custody_id, summary) in summaries {

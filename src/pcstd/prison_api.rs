@@ -219,7 +219,10 @@ mod tests {
             name(movement_of("A", &moving, Some(movement()))),
             "BeingTransferred"
         );
-        assert_eq!(name(movement_of("A", &booking(), None)), "NoMovementInNomis");
+        assert_eq!(
+            name(movement_of("A", &booking(), None)),
+            "NoMovementInNomis"
+        );
         let mut odd = booking();
         odd.last_movement_type_code = Some("XYZ".into());
         let mut odd_movement = movement();
@@ -243,10 +246,22 @@ mod tests {
     #[test]
     fn movement_types() {
         let cases = [
-            ("REL", "HO", "OUT", "RELEASED_TO_HOSPITAL", Direction::Released),
+            (
+                "REL",
+                "HO",
+                "OUT",
+                "RELEASED_TO_HOSPITAL",
+                Direction::Released,
+            ),
             ("REL", "CR", "OUT", "RELEASED", Direction::Released),
             ("ADM", "N", "IN", "ADMISSION", Direction::Received),
-            ("TAP", "24", "IN", "TEMPORARY_ABSENCE_RETURN", Direction::Received),
+            (
+                "TAP",
+                "24",
+                "IN",
+                "TEMPORARY_ABSENCE_RETURN",
+                Direction::Received,
+            ),
             ("CRT", "CRT", "OUT", "SENT_TO_COURT", Direction::Released),
         ];
         for (kind, reason, in_out, expected, direction) in cases {

@@ -80,7 +80,9 @@ impl MemEventLog {
     /// Appends a command's events and its outcome atomically.
     pub fn append(&self, batch: AppendBatch<'_>) -> Result<CommandOutcome, AppendError> {
         let mut outcomes = self.append_all(vec![batch])?;
-        outcomes.pop().ok_or(AppendError::Store(StoreError::Poisoned))
+        outcomes
+            .pop()
+            .ok_or(AppendError::Store(StoreError::Poisoned))
     }
 
     /// Appends several commands atomically: every batch is checked (expected sequence,

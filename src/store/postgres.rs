@@ -61,7 +61,9 @@ impl PgEventLog {
     /// Appends a command's events and its command-log row atomically.
     pub async fn append(&self, batch: AppendBatch<'_>) -> Result<CommandOutcome, AppendError> {
         let mut outcomes = self.append_all(vec![batch]).await?;
-        outcomes.pop().ok_or(AppendError::Store(StoreError::Poisoned))
+        outcomes
+            .pop()
+            .ok_or(AppendError::Store(StoreError::Poisoned))
     }
 
     /// Appends several commands' events and command-log rows in one transaction: all of them

@@ -152,3 +152,94 @@ async fn metadata_is_stored_with_every_event(pool: PgPool) {
     insta::assert_json_snapshot!("event_metadata", stored, {".received_at" => "[received_at]"});
     engine.shutdown().await;
 }
+
+fn baseline_for(crn: &str, offender_id: i64, surname: &str) -> Timed<CaseCommand> {
+    let mut command = baseline(offender_id, surname);
+    let CaseCommand::RecordBaseline(b) = &mut command.command;
+    b.person.crn = crn.into();
+    command
+}
+
+/// A unit over two aggregates commits both or neither.
+async fn a_unit_is_all_or_nothing(engine: Engine) {
+    let bus = &engine.bus;
+    // Both in one transaction.
+    let m1 = metadata("u-1");
+    let mut unit = bus.unit(&m1);
+    unit.execute::<Case>("A000001", baseline_for("A000001", 1, "One"))
+        .await
+        .unwrap();
+    unit.execute::<Case>("A000002", baseline_for("A000002", 2, "Two"))
+        .await
+        .unwrap();
+    let outcomes = unit.commit().await.unwrap();
+    assert_eq!(outcomes.len(), 2);
+    assert_eq!(outcomes[0].transaction_id, outcomes[1].transaction_id);
+
+    // One aggregate changes between deciding and committing: nothing of the unit is written.
+    let m2 = metadata("u-2");
+    let mut unit = bus.unit(&m2);
+    unit.execute::<Case>("A000003", baseline_for("A000003", 3, "Three"))
+        .await
+        .unwrap();
+    unit.execute::<Case>("A000001", baseline_for("A000001", 1, "Changed"))
+        .await
+        .unwrap();
+    bus.execute::<Case>(
+        "A000001",
+        baseline_for("A000001", 1, "Meanwhile"),
+        &metadata("other"),
+    )
+    .await
+    .unwrap();
+    assert!(matches!(
+        unit.commit().await,
+        Err(delius_bridge::bus::UnitError::Conflict)
+    ));
+    let (untouched, sequence) = bus.load::<Case>("A000003").await.unwrap();
+    assert!(
+        untouched.baseline.is_none() && sequence == 0,
+        "A000003 not written"
+    );
+    let (case, _) = bus.load::<Case>("A000001").await.unwrap();
+    assert_eq!(case.baseline.unwrap().person.surname, "Meanwhile");
+
+    // The same message again: a duplicate with the recorded reply, nothing staged.
+    let mut unit = bus.unit(&m1);
+    let decision = unit
+        .execute::<Case>("A000002", baseline_for("A000002", 2, "Again"))
+        .await
+        .unwrap();
+    assert!(decision.duplicate && decision.events.is_empty());
+    assert!(unit.commit().await.unwrap().is_empty());
+
+    // Two commands on one aggregate in a unit: the second sees the first's state.
+    let m3 = metadata("u-3");
+    let mut unit = bus.unit(&m3);
+    let first = unit
+        .execute::<Case>("A000004", baseline_for("A000004", 4, "First"))
+        .await
+        .unwrap();
+    let second = unit
+        .execute::<Case>("A000004", baseline_for("A000004", 4, "First"))
+        .await
+        .unwrap();
+    assert_eq!((first.events.len(), second.events.len()), (1, 0));
+    let outcomes = unit.commit().await.unwrap();
+    assert_eq!(outcomes.len(), 1);
+    assert_eq!(
+        outcomes[0].command_type,
+        "RecordCaseBaseline+RecordCaseBaseline"
+    );
+    engine.shutdown().await;
+}
+
+#[sqlx::test(migrator = "delius_bridge::engine::MIGRATOR")]
+async fn a_unit_is_all_or_nothing_on_postgres(pool: PgPool) {
+    a_unit_is_all_or_nothing(engine(pool)).await;
+}
+
+#[tokio::test]
+async fn a_unit_is_all_or_nothing_on_the_embedded_default() {
+    a_unit_is_all_or_nothing(Engine::memory()).await;
+}

@@ -137,20 +137,36 @@ pub const MOVEMENT_RULES: &[MovementRule] = &[
     ),
     MovementRule {
         feature_flag: Some(flags::RELEASED_HOSPITAL),
-        ..rule(movement_type::RELEASED, Reasons::OneOf(HOSPITAL_CODES), RETURN)
+        ..rule(
+            movement_type::RELEASED,
+            Reasons::OneOf(HOSPITAL_CODES),
+            RETURN,
+        )
     },
     rule(movement_type::RELEASED, Reasons::OneOf(IRC_CODES), RETURN),
     MovementRule {
         reason_override: Some("RO"),
-        ..rule(movement_type::RELEASED, Reasons::OneOf(&[ECSL_CODE]), RELEASE)
+        ..rule(
+            movement_type::RELEASED,
+            Reasons::OneOf(&[ECSL_CODE]),
+            RELEASE,
+        )
     },
     MovementRule {
         feature_flag: Some(flags::RELEASED_ABSCONDED),
-        ..rule(movement_type::RELEASED, Reasons::OneOf(ABSCONDED_CODES), RETURN)
+        ..rule(
+            movement_type::RELEASED,
+            Reasons::OneOf(ABSCONDED_CODES),
+            RETURN,
+        )
     },
     rule(movement_type::RELEASED, Reasons::OneOf(&[MERGE_CODE]), &[]),
     rule(movement_type::RELEASED, Reasons::Any, RELEASE),
-    rule(movement_type::TEMPORARY_ABSENCE_RETURN, Reasons::Any, RETURN),
+    rule(
+        movement_type::TEMPORARY_ABSENCE_RETURN,
+        Reasons::Any,
+        RETURN,
+    ),
     rule(
         movement_type::TRANSFERRED,
         Reasons::OneOf(&[TRANSFER_CODE]),

@@ -195,7 +195,8 @@ impl Context<'_> {
 
     /// A release by this movement applies: the custody was releasable and the date is valid.
     fn releases(&self) -> bool {
-        self.pre.can_release(&self.movement.sentence.disposal_type_code)
+        self.pre
+            .can_release(&self.movement.sentence.disposal_type_code)
             && self.invalid_release_date(self.pre).is_none()
     }
 
@@ -469,14 +470,16 @@ async fn recall(
     }];
     if ctx.movement.direction == Direction::Received {
         let termination_reason = reason.and_then(|r| r.termination_reason_code.clone());
-        for condition in custody
-            .licence_conditions
-            .iter()
-            .filter(|c| c.termination_date.is_none() && c.main_category_code != ACCREDITED_PROGRAMME)
-        {
+        for condition in custody.licence_conditions.iter().filter(|c| {
+            c.termination_date.is_none() && c.main_category_code != ACCREDITED_PROGRAMME
+        }) {
             let description = termination_reason.as_deref().map_or_else(
                 || description.clone(),
-                |code| ctx.movement.reference.describe("r_termination_reason", code),
+                |code| {
+                    ctx.movement
+                        .reference
+                        .describe("r_termination_reason", code)
+                },
             );
             let (contact, _) = ctx
                 .contact(
@@ -666,14 +669,16 @@ async fn update_status(
     let history = ctx
         .history(services, history_type::STATUS_CHANGE, detail.to_string())
         .await?;
-    Ok(Outcome::Changed(vec![CustodyEvent::CustodialStatusChanged {
-        custody_id: custody.custody_id,
-        offender_id: custody.offender_id,
-        previous_status_code: current.to_string(),
-        custodial_status_code: target.to_string(),
-        status_change_date: ctx.date,
-        history,
-    }]))
+    Ok(Outcome::Changed(vec![
+        CustodyEvent::CustodialStatusChanged {
+            custody_id: custody.custody_id,
+            offender_id: custody.offender_id,
+            previous_status_code: current.to_string(),
+            custodial_status_code: target.to_string(),
+            status_change_date: ctx.date,
+            history,
+        },
+    ]))
 }
 
 async fn update_location(
@@ -712,7 +717,11 @@ async fn update_location(
             if ctx.class != Class::Normal && ctx.before_latest_release(custody) {
                 return ignored(CORRECT, "the movement is before the latest release");
             }
-            let stay = || current.clone().unwrap_or_else(|| place::UNKNOWN.to_string());
+            let stay = || {
+                current
+                    .clone()
+                    .unwrap_or_else(|| place::UNKNOWN.to_string())
+            };
             match ctx.class {
                 Class::Hospital if current_institution.is_some_and(|i| i.secure_hospital) => stay(),
                 Class::Hospital => place::SECURE_HOSPITAL.to_string(),

@@ -234,7 +234,10 @@ fn move_command(m: RecordMovement) -> Timed<CustodyCommand> {
 }
 
 /// Applies `movements` in order to `baseline`; returns the events of each.
-async fn run(baseline: CustodyBaseline, movements: Vec<RecordMovement>) -> (Custody, Vec<Vec<CustodyEvent>>) {
+async fn run(
+    baseline: CustodyBaseline,
+    movements: Vec<RecordMovement>,
+) -> (Custody, Vec<Vec<CustodyEvent>>) {
     let services = services();
     let mut custody = Custody::default();
     custody.apply(recorded(baseline));
@@ -267,7 +270,13 @@ fn names(events: &[CustodyEvent]) -> Vec<String> {
 async fn an_admission_recalls_a_licence_and_terminates_its_conditions() {
     let (custody, events) = run(
         on_licence(),
-        vec![movement(Direction::Received, mt::ADMISSION, "R1", at(2022, 5, 4), Some("WSI"))],
+        vec![movement(
+            Direction::Received,
+            mt::ADMISSION,
+            "R1",
+            at(2022, 5, 4),
+            Some("WSI"),
+        )],
     )
     .await;
     insta::assert_json_snapshot!("admission_recall", events[0]);
@@ -285,14 +294,24 @@ async fn an_admission_recalls_a_licence_and_terminates_its_conditions() {
     assert_eq!(current.custodial_status_code, "D");
     assert_eq!(current.institution_code.as_deref(), Some("WSIHMP"));
     assert_eq!(
-        current.releases[0].recall.as_ref().unwrap().recall_reason_code,
+        current.releases[0]
+            .recall
+            .as_ref()
+            .unwrap()
+            .recall_reason_code,
         "NN"
     );
     // The LAP and the already terminated conditions are left alone.
     let terminated: Vec<_> = current
         .licence_conditions
         .iter()
-        .map(|c| (c.lic_condition_id, c.termination_reason_code.clone(), c.pending_transfer))
+        .map(|c| {
+            (
+                c.lic_condition_id,
+                c.termination_reason_code.clone(),
+                c.pending_transfer,
+            )
+        })
         .collect();
     assert_eq!(
         terminated,
@@ -309,7 +328,15 @@ async fn an_admission_recalls_a_licence_and_terminates_its_conditions() {
 
 #[tokio::test]
 async fn a_release_is_recorded_once() {
-    let release = || movement(Direction::Released, mt::RELEASED, "NCS", at(2022, 5, 4), Some("WSI"));
+    let release = || {
+        movement(
+            Direction::Released,
+            mt::RELEASED,
+            "NCS",
+            at(2022, 5, 4),
+            Some("WSI"),
+        )
+    };
     let (custody, events) = run(in_custody("D"), vec![release(), release()]).await;
     insta::assert_json_snapshot!("release", events[0]);
     assert_eq!(
@@ -336,7 +363,13 @@ async fn release_types_follow_the_reason() {
     for (code, release_type) in [("ECSL", "ECSL"), ("HD", "HDC"), ("CR", "ADL")] {
         let (custody, _) = run(
             in_custody("D"),
-            vec![movement(Direction::Released, mt::RELEASED, code, at(2022, 5, 4), Some("WSI"))],
+            vec![movement(
+                Direction::Released,
+                mt::RELEASED,
+                code,
+                at(2022, 5, 4),
+                Some("WSI"),
+            )],
         )
         .await;
         assert_eq!(
@@ -358,7 +391,13 @@ async fn a_release_before_the_latest_recall_is_ignored() {
     });
     let (custody, events) = run(
         recalled.clone(),
-        vec![movement(Direction::Released, mt::RELEASED, "NCS", at(2023, 8, 1), Some("WSI"))],
+        vec![movement(
+            Direction::Released,
+            mt::RELEASED,
+            "NCS",
+            at(2023, 8, 1),
+            Some("WSI"),
+        )],
     )
     .await;
     assert_eq!(
@@ -378,8 +417,20 @@ async fn a_movement_dated_in_the_future_is_ignored() {
     let (custody, events) = run(
         on_licence(),
         vec![
-            movement(Direction::Received, mt::ADMISSION, "R1", future, Some("WSI")),
-            movement(Direction::Released, mt::RELEASED, "DEC", future, Some("WSI")),
+            movement(
+                Direction::Received,
+                mt::ADMISSION,
+                "R1",
+                future,
+                Some("WSI"),
+            ),
+            movement(
+                Direction::Released,
+                mt::RELEASED,
+                "DEC",
+                future,
+                Some("WSI"),
+            ),
         ],
     )
     .await;
@@ -401,7 +452,13 @@ async fn a_new_custody_is_received_without_a_recall() {
     sentenced.institution_code = Some("UNKNOW".into());
     let (custody, events) = run(
         sentenced,
-        vec![movement(Direction::Received, mt::ADMISSION, "N", at(2023, 8, 4), Some("WSI"))],
+        vec![movement(
+            Direction::Received,
+            mt::ADMISSION,
+            "N",
+            at(2023, 8, 4),
+            Some("WSI"),
+        )],
     )
     .await;
     assert_eq!(
@@ -430,19 +487,32 @@ async fn returns_pick_their_recall_reason() {
     ] {
         let (custody, events) = run(
             custody,
-            vec![movement(Direction::Received, movement_type, code, at(2023, 8, 4), Some("SWI"))],
+            vec![movement(
+                Direction::Received,
+                movement_type,
+                code,
+                at(2023, 8, 4),
+                Some("SWI"),
+            )],
         )
         .await;
         let current = custody.current.unwrap();
         assert_eq!(
-            current.releases[0].recall.as_ref().unwrap().recall_reason_code,
+            current.releases[0]
+                .recall
+                .as_ref()
+                .unwrap()
+                .recall_reason_code,
             reason,
             "{movement_type}"
         );
         let CustodyEvent::Recalled { contact, .. } = &events[0][0] else {
             panic!("recall first");
         };
-        assert_eq!(contact.notes.as_deref().unwrap().contains(EOTL), reason == "EOTL");
+        assert_eq!(
+            contact.notes.as_deref().unwrap().contains(EOTL),
+            reason == "EOTL"
+        );
         assert_eq!(current.custodial_status_code, "D");
         assert_eq!(current.institution_code.as_deref(), Some("SWIHMP"));
     }
@@ -454,12 +524,23 @@ const EOTL: &str = rules::EOTL_NOTE;
 async fn special_releases_recall_a_licence_and_move_the_person() {
     for (code, reason, place, detail) in [
         ("HO", "TSH", "XXX056", "Transfer to/from Hospital"),
-        ("DE", "IRC", "XXX054", "Transfer to Immigration Removal Centre"),
+        (
+            "DE",
+            "IRC",
+            "XXX054",
+            "Transfer to Immigration Removal Centre",
+        ),
         ("UAL", "NN", "UATLRG", "Recall added unlawfully at large "),
     ] {
         let (custody, events) = run(
             on_licence(),
-            vec![movement(Direction::Released, mt::RELEASED, code, at(2023, 8, 4), Some("WSI"))],
+            vec![movement(
+                Direction::Released,
+                mt::RELEASED,
+                code,
+                at(2023, 8, 4),
+                Some("WSI"),
+            )],
         )
         .await;
         assert_eq!(
@@ -476,7 +557,12 @@ async fn special_releases_recall_a_licence_and_move_the_person() {
             panic!("status second");
         };
         assert_eq!(history.detail, detail);
-        let CustodyEvent::LocationChanged { contact, pom_area_code, .. } = &events[0][2] else {
+        let CustodyEvent::LocationChanged {
+            contact,
+            pom_area_code,
+            ..
+        } = &events[0][2]
+        else {
             panic!("location third");
         };
         assert_eq!(contact.as_ref().unwrap().contact_type_code, "ETCP");
@@ -485,7 +571,11 @@ async fn special_releases_recall_a_licence_and_move_the_person() {
         assert_eq!(current.custodial_status_code, "C", "{code}");
         assert_eq!(current.institution_code.as_deref(), Some(place), "{code}");
         assert_eq!(
-            current.releases[0].recall.as_ref().unwrap().recall_reason_code,
+            current.releases[0]
+                .recall
+                .as_ref()
+                .unwrap()
+                .recall_reason_code,
             reason
         );
     }
@@ -493,10 +583,21 @@ async fn special_releases_recall_a_licence_and_move_the_person() {
 
 #[tokio::test]
 async fn special_releases_from_custody_only_move_the_person() {
-    for (code, place) in [("HQ", "XXX056"), ("DD", "XXX054"), ("ECSLIRC", "XXX054"), ("ETR", "XXX054")] {
+    for (code, place) in [
+        ("HQ", "XXX056"),
+        ("DD", "XXX054"),
+        ("ECSLIRC", "XXX054"),
+        ("ETR", "XXX054"),
+    ] {
         let (custody, events) = run(
             in_custody("D"),
-            vec![movement(Direction::Released, mt::RELEASED, code, at(2023, 8, 4), Some("SWI"))],
+            vec![movement(
+                Direction::Released,
+                mt::RELEASED,
+                code,
+                at(2023, 8, 4),
+                Some("SWI"),
+            )],
         )
         .await;
         assert_eq!(
@@ -518,7 +619,13 @@ async fn special_releases_from_custody_only_move_the_person() {
 async fn a_death_is_noted_with_an_alert() {
     let (custody, events) = run(
         in_custody("D"),
-        vec![movement(Direction::Released, mt::RELEASED, "DEC", at(2023, 2, 24), Some("WSI"))],
+        vec![movement(
+            Direction::Released,
+            mt::RELEASED,
+            "DEC",
+            at(2023, 2, 24),
+            Some("WSI"),
+        )],
     )
     .await;
     insta::assert_json_snapshot!("died", events[0]);
@@ -529,7 +636,13 @@ async fn a_death_is_noted_with_an_alert() {
 async fn a_transfer_into_the_same_prison_changes_nothing() {
     let (_, events) = run(
         in_custody("D"),
-        vec![movement(Direction::Received, mt::TRANSFERRED, "INT", at(2023, 7, 20), Some("WSI"))],
+        vec![movement(
+            Direction::Received,
+            mt::TRANSFERRED,
+            "INT",
+            at(2023, 7, 20),
+            Some("WSI"),
+        )],
     )
     .await;
     assert_eq!(
@@ -547,9 +660,17 @@ async fn a_movement_needs_a_recorded_custody_and_an_allocation() {
     let services = services();
     let sink = EventSink::default();
     let mut custody = Custody::default();
-    let m = movement(Direction::Released, mt::RELEASED, "DEC", at(2023, 2, 24), None);
+    let m = movement(
+        Direction::Released,
+        mt::RELEASED,
+        "DEC",
+        at(2023, 2, 24),
+        None,
+    );
     assert!(matches!(
-        custody.handle(move_command(m.clone()), &services, &sink).await,
+        custody
+            .handle(move_command(m.clone()), &services, &sink)
+            .await,
         Err(CustodyError::NotRecorded { .. })
     ));
     custody.apply(recorded(in_custody("D")));

@@ -219,7 +219,10 @@ impl PomAllocation {
         let active = state.active_at(at);
         if active.len() > 1 {
             return Err(PomError::AmbiguousPrisonManager {
-                ids: active.iter().map(|m| m.prison_offender_manager_id).collect(),
+                ids: active
+                    .iter()
+                    .map(|m| m.prison_offender_manager_id)
+                    .collect(),
                 at,
             });
         }
@@ -238,7 +241,10 @@ impl PomAllocation {
                 .min()
         });
         let manager = PrisonManager {
-            prison_offender_manager_id: services.ids.next_id(IdSequence::PrisonOffenderManager).await?,
+            prison_offender_manager_id: services
+                .ids
+                .next_id(IdSequence::PrisonOffenderManager)
+                .await?,
             staff_code: staff_code.clone(),
             team_code: team_code.clone(),
             probation_area_code: command.probation_area_code.clone(),
@@ -277,7 +283,11 @@ impl PomAllocation {
         if let Some(previous) = previous {
             notes.push_str(&format!(
                 "\nFrom Establishment Provider: {}\nFrom Team: {}\nFrom Officer: {}",
-                name(&command.names, "probation_area", &previous.probation_area_code),
+                name(
+                    &command.names,
+                    "probation_area",
+                    &previous.probation_area_code
+                ),
                 name(&command.names, "team", &previous.team_code),
                 name(&command.names, "staff", &previous.staff_code),
             ));
@@ -289,7 +299,8 @@ impl PomAllocation {
         );
         let open_officer = previous.and_then(|m| {
             state.responsible_officers.iter().find(|r| {
-                r.end_date.is_none() && r.prison_offender_manager_id == Some(m.prison_offender_manager_id)
+                r.end_date.is_none()
+                    && r.prison_offender_manager_id == Some(m.prison_offender_manager_id)
             })
         });
         let responsible_officer = match (previous, open_officer) {

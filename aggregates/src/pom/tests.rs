@@ -164,7 +164,10 @@ async fn a_transfer_ends_the_previous_pom_and_moves_the_responsible_officer() {
 #[tokio::test]
 async fn the_same_area_is_no_change() {
     TestFramework::<PomAllocation>::with(services())
-        .given(vec![recorded(with_managers(vec![manager(86, "SWI", jan())], vec![]))])
+        .given(vec![recorded(with_managers(
+            vec![manager(86, "SWI", jan())],
+            vec![],
+        ))])
         .when_async(allocate("SWI"))
         .await
         .then_expect_events(vec![]);
@@ -191,7 +194,10 @@ async fn a_future_pom_bounds_the_new_allocation() {
     let future = Utc.with_ymd_and_hms(2023, 9, 1, 0, 0, 0).unwrap();
     let services = services();
     let mut pom = PomAllocation::default();
-    pom.apply(recorded(with_managers(vec![manager(88, "MDI", future)], vec![])));
+    pom.apply(recorded(with_managers(
+        vec![manager(88, "MDI", future)],
+        vec![],
+    )));
     let sink = EventSink::default();
     pom.handle(allocate("SWI"), &services, &sink).await.unwrap();
     let current = pom.current.unwrap();
