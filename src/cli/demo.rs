@@ -85,6 +85,7 @@ async fn play_requests(engine: &Engine) -> anyhow::Result<Vec<String>> {
 }
 
 const UPSTREAM: &str = "fixtures/upstream/refer-and-monitor-and-delius";
+const PRISON_UPSTREAM: &str = "fixtures/upstream/prison-custody-status-to-delius";
 
 /// The interventions service's simulated responses: (path, body).
 const SIMULATIONS: &[(&str, &str)] = &[
@@ -115,22 +116,77 @@ const MESSAGES: &[(&str, &str)] = &[
     ("fuzzy-search-referral-ended", include_str!("../../fixtures/upstream/refer-and-monitor-and-delius/messages/fuzzy-search-referral-ended.json")),
 ];
 
-/// Serves [`SIMULATIONS`] on an ephemeral loopback port, in process: the demo needs no
-/// services. Returns the base URL.
-async fn simulated_interventions_service() -> anyhow::Result<String> {
+/// The prison custody status example messages, in the order the demo plays them: (file,
+/// body). `prisoner-matched-with-pom` shows the rollback (its case is deliberately
+/// inconsistent), `prisoner-moved` is the legacy sample no queue is bound to.
+const PRISON_MESSAGES: &[(&str, &str)] = &[
+    ("prisoner-released", include_str!("../../fixtures/upstream/prison-custody-status-to-delius/messages/prisoner-released.json")),
+    ("prisoner-released-historic", include_str!("../../fixtures/upstream/prison-custody-status-to-delius/messages/prisoner-released-historic.json")),
+    ("prisoner-released-hospital-historic", include_str!("../../fixtures/upstream/prison-custody-status-to-delius/messages/prisoner-released-hospital-historic.json")),
+    ("prisoner-received", include_str!("../../fixtures/upstream/prison-custody-status-to-delius/messages/prisoner-received.json")),
+    ("prisoner-received-new-custody", include_str!("../../fixtures/upstream/prison-custody-status-to-delius/messages/prisoner-received-new-custody.json")),
+    ("prisoner-received-hospital-released", include_str!("../../fixtures/upstream/prison-custody-status-to-delius/messages/prisoner-received-hospital-released.json")),
+    ("prisoner-received-recalled", include_str!("../../fixtures/upstream/prison-custody-status-to-delius/messages/prisoner-received-recalled.json")),
+    ("prisoner-received-hospital-custody", include_str!("../../fixtures/upstream/prison-custody-status-to-delius/messages/prisoner-received-hospital-custody.json")),
+    ("prisoner-received-rotl", include_str!("../../fixtures/upstream/prison-custody-status-to-delius/messages/prisoner-received-rotl.json")),
+    ("prisoner-received-irc-custody", include_str!("../../fixtures/upstream/prison-custody-status-to-delius/messages/prisoner-received-irc-custody.json")),
+    ("prisoner-received-ecslirc-custody", include_str!("../../fixtures/upstream/prison-custody-status-to-delius/messages/prisoner-received-ecslirc-custody.json")),
+    ("prisoner-released-ecsl-active", include_str!("../../fixtures/upstream/prison-custody-status-to-delius/messages/prisoner-released-ecsl-active.json")),
+    ("prisoner-released-ecsl-inactive", include_str!("../../fixtures/upstream/prison-custody-status-to-delius/messages/prisoner-released-ecsl-inactive.json")),
+    ("prisoner-released-admin-merge", include_str!("../../fixtures/upstream/prison-custody-status-to-delius/messages/prisoner-released-admin-merge.json")),
+    ("prisoner-died", include_str!("../../fixtures/upstream/prison-custody-status-to-delius/messages/prisoner-died.json")),
+    ("prisoner-matched", include_str!("../../fixtures/upstream/prison-custody-status-to-delius/messages/prisoner-matched.json")),
+    ("prisoner-matched-with-pom", include_str!("../../fixtures/upstream/prison-custody-status-to-delius/messages/prisoner-matched-with-pom.json")),
+    ("prisoner-moved", include_str!("../../fixtures/upstream/prison-custody-status-to-delius/messages/prisoner-moved.json")),
+];
+
+const PRISON_BOOKING: &str = include_str!(
+    "../../fixtures/upstream/prison-custody-status-to-delius/simulations/__files/booking_1208804.json"
+);
+const PRISON_MOVEMENT: &str = include_str!(
+    "../../fixtures/upstream/prison-custody-status-to-delius/simulations/__files/movement_1208804.json"
+);
+
+/// Serves [`SIMULATIONS`] (the interventions service) and the Prison API samples (booking
+/// 1208804 and its latest movement, for A5295DZ and B5295DZ) on an ephemeral loopback port,
+/// in process: the demo needs no services. Returns the base URL.
+async fn simulated_upstreams() -> anyhow::Result<String> {
+    use axum::routing::{get, post};
+    let json = |body: String| {
+        (
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            body,
+        )
+    };
     let mut router = axum::Router::new();
     for (path, body) in SIMULATIONS {
         let body = *body;
+        router = router.route(path, get(move || async move { json(body.to_string()) }));
+    }
+    fn with_noms(sample: &str, noms: &str) -> anyhow::Result<serde_json::Value> {
+        let mut value: serde_json::Value = serde_json::from_str(sample)?;
+        value["offenderNo"] = json!(noms);
+        Ok(value)
+    }
+    for noms in ["A5295DZ", "B5295DZ"] {
+        let booking = with_noms(PRISON_BOOKING, noms)?.to_string();
         router = router.route(
-            path,
-            axum::routing::get(move || async move {
-                (
-                    [(axum::http::header::CONTENT_TYPE, "application/json")],
-                    body,
-                )
-            }),
+            &format!("/api/bookings/offenderNo/{noms}"),
+            get(move || async move { json(booking) }),
         );
     }
+    // The latest movement of the NOMS number in the body, as the Prison API answers it.
+    router = router.route(
+        "/api/movements/offenders",
+        post(|axum::Json(numbers): axum::Json<Vec<String>>| async move {
+            let movements: Vec<serde_json::Value> = numbers
+                .iter()
+                .filter(|n| ["A5295DZ", "B5295DZ"].contains(&n.as_str()))
+                .filter_map(|n| with_noms(PRISON_MOVEMENT, n).ok())
+                .collect();
+            axum::Json(movements)
+        }),
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let address = listener.local_addr()?;
     tokio::spawn(async move {
@@ -139,40 +195,89 @@ async fn simulated_interventions_service() -> anyhow::Result<String> {
     Ok(format!("http://{address}"))
 }
 
-/// Plays the Refer and Monitor example messages through the handler the consumer uses (the
-/// in-process intake of the embedded default); returns one line per message with its outcome.
-async fn play_messages(engine: &Arc<Engine>) -> anyhow::Result<Vec<String>> {
-    let base = simulated_interventions_service().await?;
-    let upstream =
-        crate::upstream::UpstreamClient::from_config(crate::upstream::UpstreamConfig::new([
-            base.clone()
-        ]))
-        .context("building the upstream client")?;
-    let handler = crate::crs::events::ReferAndMonitor::new(engine.clone(), upstream);
+/// What a message came to, for people.
+fn describe(outcome: &crate::amqp::outcome::HandlerOutcome) -> String {
+    use crate::amqp::outcome::HandlerOutcome;
+    match outcome {
+        HandlerOutcome::Success { name, .. } => format!("acked ({name})"),
+        HandlerOutcome::Ignored { name, .. } => format!("acked, ignored ({name})"),
+        HandlerOutcome::Rejected { reason } => format!("dead-lettered: {reason}"),
+        HandlerOutcome::Failed { reason } => format!("would be retried: {reason}"),
+    }
+}
+
+/// Plays example messages through the handler the consumer uses (the in-process intake of
+/// the embedded default); returns one line per message with its outcome. A message id the
+/// fixtures reuse for another message is replaced by one derived from the file name.
+async fn play(
+    handler: &dyn crate::amqp::handler::MessageHandler,
+    topology_queue: &str,
+    folder: &str,
+    messages: &[(&str, &str)],
+    base: &str,
+    seen: &mut std::collections::BTreeSet<String>,
+) -> anyhow::Result<Vec<String>> {
     let mut lines = Vec::new();
-    for (name, body) in MESSAGES {
+    for (name, body) in messages {
         let body = body
-            .replace("http://localhost:{wiremock.port}", &base)
-            .replace("http://localhost:{dev.wiremock.port}", &base);
-        let envelope = crate::amqp::envelope::Envelope::parse(body.as_bytes())
-            .with_context(|| format!("parsing {UPSTREAM}/messages/{name}.json"))?;
-        let outcome = match handler.handle(&envelope).await {
-            crate::amqp::outcome::HandlerOutcome::Success { name, .. } => format!("acked ({name})"),
-            crate::amqp::outcome::HandlerOutcome::Ignored { name, .. } => {
-                format!("acked, ignored ({name})")
-            }
-            crate::amqp::outcome::HandlerOutcome::Rejected { reason } => {
-                format!("dead-lettered: {reason}")
-            }
-            crate::amqp::outcome::HandlerOutcome::Failed { reason } => {
-                format!("would be retried: {reason}")
-            }
+            .replace("http://localhost:{wiremock.port}", base)
+            .replace("http://localhost:{dev.wiremock.port}", base);
+        let mut envelope = crate::amqp::envelope::Envelope::parse(body.as_bytes())
+            .with_context(|| format!("parsing {folder}/messages/{name}.json"))?;
+        if !seen.insert(envelope.message_id.clone()) {
+            envelope.message_id = Uuid::new_v5(&Uuid::NAMESPACE_URL, name.as_bytes()).to_string();
+        }
+        let bound = crate::amqp::topology::spec(topology_queue)
+            .is_some_and(|spec| spec.binds(&envelope.event_type));
+        let outcome = if bound {
+            describe(&handler.handle(&envelope).await)
+        } else {
+            format!("not routed to {topology_queue} (no binding for this event type)")
         };
         lines.push(format!(
             "message {name} [{}] → {outcome}",
             envelope.event_type
         ));
     }
+    Ok(lines)
+}
+
+/// Plays the Refer and Monitor and the prison custody status example messages.
+async fn play_messages(engine: &Arc<Engine>) -> anyhow::Result<Vec<String>> {
+    let base = simulated_upstreams().await?;
+    let upstream =
+        crate::upstream::UpstreamClient::from_config(crate::upstream::UpstreamConfig::new([
+            base.clone()
+        ]))
+        .context("building the upstream client")?;
+    let mut seen = std::collections::BTreeSet::new();
+    let crs = crate::crs::events::ReferAndMonitor::new(engine.clone(), upstream.clone());
+    let mut lines = play(
+        &crs,
+        crate::amqp::topology::REFER_AND_MONITOR,
+        UPSTREAM,
+        MESSAGES,
+        &base,
+        &mut seen,
+    )
+    .await?;
+    let prison = crate::pcstd::PrisonCustodyStatus::new(
+        engine.clone(),
+        upstream,
+        Some(base.clone()),
+        aggregates::custody::movement::FeatureFlags::all_on(),
+    );
+    lines.extend(
+        play(
+            &prison,
+            crate::amqp::topology::PRISON_CUSTODY_STATUS,
+            PRISON_UPSTREAM,
+            PRISON_MESSAGES,
+            &base,
+            &mut seen,
+        )
+        .await?,
+    );
     Ok(lines)
 }
 

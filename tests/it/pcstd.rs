@@ -2,8 +2,8 @@
 //! `../shared/fixtures/upstream/prison-custody-status-to-delius/messages` (and, for the
 //! PcstdIntegrationTest scenarios the fixtures lack, the nearest example with its movement
 //! changed) published to the real RabbitMQ against the demo seed, the Prison API a wiremock
-//! stub fed from the simulations; the person's Delius rows snapshotted after each message.
-//! Every test ends with a full replay compared to the live tables.
+//! stub fed from the simulations; the person's Delius rows snapshotted after each message,
+//! and a full replay compared to the live tables after each scenario.
 //!
 //! The fixtures reuse a handful of SNS `MessageId`s for unrelated messages; SNS would never
 //! do that, and the bridge is idempotent per message id, so every publish here gets a fresh
@@ -364,6 +364,7 @@ async fn every_example_message_against_its_seeded_case(pool: PgPool) {
         }
         let rows = world.person(scenario.offender_id).await;
         insta::assert_json_snapshot!(scenario.name, rows);
+        crate::assert_replay_equals_live(&world.h.pool).await;
     }
     assert_eq!(world.h.dead_letter_count().await, 0);
     world.h.finish().await;
@@ -493,6 +494,12 @@ async fn repeated_out_of_order_and_future_movements_change_nothing(pool: PgPool)
         .occurred_at("2099-01-01T00:00:00Z");
     let (died, _) = world.deliver(&died).await;
     assert_eq!(world.ignored_name(&died).await, "InvalidMovementDate");
+    // Seeding the unchanged baseline again does not undo the release.
+    let report = delius_bridge::seed::load(&world.h.engine, &crate::demo_seed(), "seed:again")
+        .await
+        .unwrap();
+    assert_eq!(report.changed, 0);
+    crate::settle(&world.h.engine).await;
     assert_eq!(world.h.checksums().await, before, "Delius is unchanged");
     assert_eq!(world.h.dead_letter_count().await, 0);
     world.h.finish().await;
