@@ -294,6 +294,41 @@ pub struct Contact {
     pub notes: Option<String>,
 }
 
+impl Contact {
+    /// A contact of the person at `at` (its UK local date and start time) allocated to
+    /// `allocation`, linked to nothing but the event, no notes, no alert.
+    pub fn at(
+        contact_id: i64,
+        offender_id: i64,
+        event_id: Option<i64>,
+        contact_type: &str,
+        at: chrono::DateTime<chrono::Utc>,
+        allocation: &Allocation,
+    ) -> Self {
+        let local = london::local(at);
+        Self {
+            contact_id,
+            offender_id,
+            event_id,
+            nsi_id: None,
+            requirement_id: None,
+            contact_type_code: contact_type.to_string(),
+            contact_date: local.date(),
+            start_time: Some(local.time()),
+            end_time: None,
+            staff_code: allocation.staff_code.clone(),
+            team_code: allocation.team_code.clone(),
+            probation_area_code: allocation.probation_area_code.clone(),
+            office_location_code: None,
+            rar_activity: None,
+            alert_active: false,
+            linked_contact_id: None,
+            external_reference: None,
+            notes: None,
+        }
+    }
+}
+
 /// The CRS provider, team and staff every Refer and Monitor NSI and appointment is allocated to.
 pub mod crs {
     pub const PROVIDER: &str = "CRS";

@@ -25,6 +25,31 @@ pub enum HandlerOutcome {
     Failed { reason: String },
 }
 
+impl HandlerOutcome {
+    /// [`HandlerOutcome::Rejected`] with `reason`.
+    pub fn rejected(reason: impl Into<String>) -> Self {
+        Self::Rejected {
+            reason: reason.into(),
+        }
+    }
+
+    /// [`HandlerOutcome::Failed`] with `reason`.
+    pub fn failed(reason: impl Into<String>) -> Self {
+        Self::Failed {
+            reason: reason.into(),
+        }
+    }
+
+    /// An upstream call's failure: transient ones are retried, the others rejected.
+    pub fn upstream(error: crate::upstream::UpstreamError) -> Self {
+        if error.is_transient() {
+            Self::failed(error.to_string())
+        } else {
+            Self::rejected(error.to_string())
+        }
+    }
+}
+
 /// What the consumer does with a message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Disposition {

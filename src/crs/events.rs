@@ -31,7 +31,7 @@ use crate::amqp::envelope::Envelope;
 use crate::amqp::outcome::HandlerOutcome;
 use crate::bus::{BusError, Routed};
 use crate::engine::Engine;
-use crate::upstream::{UpstreamClient, UpstreamError};
+use crate::upstream::UpstreamClient;
 
 /// The Delius user the live integration writes as.
 pub const SERVICE_USER: &str = aggregates::common::crs::USER;
@@ -56,33 +56,13 @@ pub struct ReferAndMonitor {
 
 type Props = BTreeMap<String, String>;
 
-fn rejected(reason: impl Into<String>) -> HandlerOutcome {
-    HandlerOutcome::Rejected {
-        reason: reason.into(),
-    }
-}
-
-fn failed(reason: impl Into<String>) -> HandlerOutcome {
-    HandlerOutcome::Failed {
-        reason: reason.into(),
-    }
-}
-
-fn upstream_outcome(error: UpstreamError) -> HandlerOutcome {
-    if error.is_transient() {
-        failed(error.to_string())
-    } else {
-        rejected(error.to_string())
-    }
-}
-
 fn bus_outcome<E: std::error::Error>(
     error: BusError<E>,
     permanent: impl Fn(&E) -> bool,
 ) -> HandlerOutcome {
     match &error {
-        BusError::Rejected(e) if permanent(e) => rejected(e.to_string()),
-        _ => failed(error.to_string()),
+        BusError::Rejected(e) if permanent(e) => HandlerOutcome::rejected(e.to_string()),
+        _ => HandlerOutcome::failed(error.to_string()),
     }
 }
 
@@ -95,7 +75,7 @@ impl ReferAndMonitor {
     /// Handles one message of the queue.
     pub async fn handle(&self, envelope: &Envelope) -> HandlerOutcome {
         let Some(crn) = envelope.event.crn().map(str::to_string) else {
-            return rejected("no CRN in personReference");
+            return HandlerOutcome::rejected("no CRN in personReference");
         };
         let result = match envelope.event_type.as_str() {
             event_type::ACTION_PLAN_SUBMITTED => {
@@ -114,7 +94,9 @@ impl ReferAndMonitor {
                     .await
             }
             event_type::REFERRAL_ENDED => self.referral_ended(envelope, &crn).await,
-            other => Err(rejected(format!("unhandled event type {other}"))),
+            other => Err(HandlerOutcome::rejected(format!(
+                "unhandled event type {other}"
+            ))),
         };
         result.unwrap_or_else(|outcome| outcome)
     }
@@ -139,9 +121,9 @@ impl ReferAndMonitor {
             .bus
             .load::<Referral>(&referral_id.to_string())
             .await
-            .map_err(|e| failed(e.to_string()))?;
+            .map_err(|e| HandlerOutcome::failed(e.to_string()))?;
         if referral.nsi_id.is_none() || referral.crn != crn {
-            return Err(rejected(format!(
+            return Err(HandlerOutcome::rejected(format!(
                 "NSI cannot be determined for {} and CRN {crn}",
                 referral_urn(referral_id)
             )));
@@ -176,9 +158,9 @@ impl ReferAndMonitor {
     ) -> Result<HandlerOutcome, HandlerOutcome> {
         let event = &envelope.event;
         let referral_id = info_uuid(envelope, "referralId")?;
-        self.referral(referral_id, crn)
-            .await
-            .map_err(|_| rejected("Unable to find referral for action plan notification"))?;
+        self.referral(referral_id, crn).await.map_err(|_| {
+            HandlerOutcome::rejected("Unable to find referral for action plan notification")
+        })?;
         let metadata = Self::metadata(envelope);
         let occurred_at = event
             .occurred_at
@@ -229,7 +211,7 @@ impl ReferAndMonitor {
         let detail_url = event
             .detail_url
             .as_deref()
-            .ok_or_else(|| rejected("detailUrl is required"))?;
+            .ok_or_else(|| HandlerOutcome::rejected("detailUrl is required"))?;
         let referral_id = info_uuid(envelope, "referralId")?;
         let referral = self.referral(referral_id, crn).await?;
         let candidates = match source {
@@ -237,21 +219,22 @@ impl ReferAndMonitor {
                 .upstream
                 .get_json::<ReferralSession>(detail_url)
                 .await
-                .map_err(upstream_outcome)?
+                .map_err(HandlerOutcome::upstream)?
                 .candidates(),
             FeedbackSource::InitialAssessment => self
                 .upstream
                 .get_json::<SupplierAssessment>(detail_url)
                 .await
-                .map_err(upstream_outcome)?
+                .map_err(HandlerOutcome::upstream)?
                 .candidates(),
         };
-        let latest = latest_feedback(candidates)
-            .ok_or_else(|| failed("No feedback information available for the appointment"))?;
+        let latest = latest_feedback(candidates).ok_or_else(|| {
+            HandlerOutcome::failed("No feedback information available for the appointment")
+        })?;
         let nsi_id = referral.nsi_id.unwrap_or_default();
         let (_, event_facts) = crate::crs::event_facts(&self.engine, crn, referral.event_id)
             .await
-            .map_err(|e| rejected(e.to_string()))?;
+            .map_err(|e| HandlerOutcome::rejected(e.to_string()))?;
         let contract_type_name = event
             .info_str("contractTypeName")
             .map(str::to_string)
@@ -317,16 +300,16 @@ impl ReferAndMonitor {
         let detail_url = event
             .detail_url
             .as_deref()
-            .ok_or_else(|| rejected("detailUrl is required"))?;
+            .ok_or_else(|| HandlerOutcome::rejected("detailUrl is required"))?;
         let urn = event
             .info_str("referralURN")
-            .ok_or_else(|| rejected("NSI cannot be determined: no referralURN"))?;
+            .ok_or_else(|| HandlerOutcome::rejected("NSI cannot be determined: no referralURN"))?;
         let referral_id = urn
             .rsplit(':')
             .next()
             .and_then(|id| Uuid::parse_str(id).ok())
             .ok_or_else(|| {
-                rejected(format!(
+                HandlerOutcome::rejected(format!(
                     "NSI cannot be determined: {urn} is not a referral URN"
                 ))
             })?;
@@ -334,19 +317,25 @@ impl ReferAndMonitor {
             Some("CANCELLED") => EndType::Cancelled,
             Some("PREMATURELY_ENDED") => EndType::PrematurelyEnded,
             Some("COMPLETED") => EndType::Completed,
-            other => return Err(rejected(format!("unknown deliveryState {other:?}"))),
+            other => {
+                return Err(HandlerOutcome::rejected(format!(
+                    "unknown deliveryState {other:?}"
+                )))
+            }
         };
         let referral = self.referral(referral_id, crn).await?;
         let sent: SentReferral = self
             .upstream
             .get_json(detail_url)
             .await
-            .map_err(upstream_outcome)?;
+            .map_err(HandlerOutcome::upstream)?;
         let ended_at = sent
             .concluded_at
             .or(sent.end_requested_at)
             .ok_or_else(|| {
-                rejected("the sent referral has neither concludedAt nor endRequestedAt")
+                HandlerOutcome::rejected(
+                    "the sent referral has neither concludedAt nor endRequestedAt",
+                )
             })?
             .with_timezone(&Utc);
         let metadata = Self::metadata(envelope);
@@ -413,7 +402,9 @@ fn info_uuid(envelope: &Envelope, key: &str) -> Result<Uuid, HandlerOutcome> {
         .event
         .info_str(key)
         .and_then(|v| Uuid::parse_str(v).ok())
-        .ok_or_else(|| rejected(format!("additionalInformation.{key} is not a UUID")))
+        .ok_or_else(|| {
+            HandlerOutcome::rejected(format!("additionalInformation.{key} is not a UUID"))
+        })
 }
 
 #[derive(Debug, Clone, Copy)]

@@ -34,7 +34,7 @@ use crate::amqp::outcome::HandlerOutcome;
 use crate::bus::{BusError, UnitError};
 use crate::engine::Engine;
 use crate::reference;
-use crate::upstream::{UpstreamClient, UpstreamError};
+use crate::upstream::UpstreamClient;
 
 /// The Delius user the live integration writes as.
 pub const SERVICE_USER: &str = automatic::USER;
@@ -82,18 +82,6 @@ pub struct PrisonCustodyStatus {
 
 type Props = BTreeMap<String, String>;
 
-fn rejected(reason: impl Into<String>) -> HandlerOutcome {
-    HandlerOutcome::Rejected {
-        reason: reason.into(),
-    }
-}
-
-fn failed(reason: impl Into<String>) -> HandlerOutcome {
-    HandlerOutcome::Failed {
-        reason: reason.into(),
-    }
-}
-
 fn ignored(name: &str, properties: Props) -> HandlerOutcome {
     HandlerOutcome::Ignored {
         name: name.to_string(),
@@ -101,26 +89,20 @@ fn ignored(name: &str, properties: Props) -> HandlerOutcome {
     }
 }
 
-fn upstream_outcome(error: UpstreamError) -> HandlerOutcome {
-    if error.is_transient() {
-        failed(error.to_string())
-    } else {
-        rejected(error.to_string())
-    }
-}
-
 fn custody_outcome(error: BusError<CustodyError>) -> HandlerOutcome {
     match &error {
-        BusError::Rejected(CustodyError::Ids(_)) => failed(error.to_string()),
-        BusError::Rejected(_) => rejected(error.to_string()),
-        _ => failed(error.to_string()),
+        BusError::Rejected(CustodyError::Ids(_)) => HandlerOutcome::failed(error.to_string()),
+        BusError::Rejected(_) => HandlerOutcome::rejected(error.to_string()),
+        _ => HandlerOutcome::failed(error.to_string()),
     }
 }
 
 fn pom_outcome(error: BusError<PomError>) -> HandlerOutcome {
     match &error {
-        BusError::Rejected(PomError::OffenderChanged { .. }) => rejected(error.to_string()),
-        _ => failed(error.to_string()),
+        BusError::Rejected(PomError::OffenderChanged { .. }) => {
+            HandlerOutcome::rejected(error.to_string())
+        }
+        _ => HandlerOutcome::failed(error.to_string()),
     }
 }
 
@@ -177,9 +159,11 @@ impl PrisonCustodyStatus {
                 let noms = envelope
                     .event
                     .noms_number()
-                    .ok_or_else(|| rejected("no NOMS number in personReference"))?;
+                    .ok_or_else(|| HandlerOutcome::rejected("no NOMS number in personReference"))?;
                 let base = self.prison_api_url.as_deref().ok_or_else(|| {
-                    rejected("PRISON_API_URL is not configured: prison identifier events need it")
+                    HandlerOutcome::rejected(
+                        "PRISON_API_URL is not configured: prison identifier events need it",
+                    )
                 })?;
                 match prison_api::latest_movement(&self.upstream, base, noms).await {
                     Ok(movement) => movement,
@@ -190,14 +174,18 @@ impl PrisonCustodyStatus {
                         return Ok(ignored(name, props));
                     }
                     Err(prison_api::LatestMovement::Upstream(error)) => {
-                        return Err(upstream_outcome(error))
+                        return Err(HandlerOutcome::upstream(error))
                     }
                     Err(prison_api::LatestMovement::Inconsistent(reason)) => {
-                        return Err(failed(reason))
+                        return Err(HandlerOutcome::failed(reason))
                     }
                 }
             }
-            other => return Err(rejected(format!("unhandled event type {other}"))),
+            other => {
+                return Err(HandlerOutcome::rejected(format!(
+                    "unhandled event type {other}"
+                )))
+            }
         };
         let mut props = movement_props(&movement);
         let resolved =
@@ -238,12 +226,14 @@ impl PrisonCustodyStatus {
     ) -> Result<Movement, HandlerOutcome> {
         let event = &envelope.event;
         let noms_number = event.noms_number().ok_or_else(|| {
-            rejected("no NOMS number in personReference or additionalInformation.nomsNumber")
+            HandlerOutcome::rejected(
+                "no NOMS number in personReference or additionalInformation.nomsNumber",
+            )
         })?;
         let movement_type = event
             .info_str("reason")
             .filter(|r| !r.is_empty())
-            .ok_or_else(|| rejected("additionalInformation.reason is required"))?;
+            .ok_or_else(|| HandlerOutcome::rejected("additionalInformation.reason is required"))?;
         let direction = if envelope.event_type == event_type::RECEIVED {
             Direction::Received
         } else {
@@ -273,7 +263,7 @@ impl PrisonCustodyStatus {
     /// The person with this NOMS number and their active custodial events; `Err(name)` is
     /// the ignorable outcome when there is no single person or no active custody.
     async fn person(&self, noms: &str) -> Result<Result<Person, &'static str>, HandlerOutcome> {
-        let db = |e: sqlx::Error| failed(e.to_string());
+        let db = |e: sqlx::Error| HandlerOutcome::failed(e.to_string());
         let people: Vec<_> = reference::rows_where(&self.engine, "offender", "noms_number", noms)
             .await
             .map_err(db)?
@@ -285,13 +275,14 @@ impl PrisonCustodyStatus {
             [one] => one,
             _ => return Ok(Err("DuplicateNomsNumber")),
         };
-        let crn = reference::string(row, "crn").ok_or_else(|| failed("offender without CRN"))?;
+        let crn = reference::string(row, "crn")
+            .ok_or_else(|| HandlerOutcome::failed("offender without CRN"))?;
         let (case, _) = self
             .engine
             .bus
             .load::<Case>(&crn)
             .await
-            .map_err(|e| failed(e.to_string()))?;
+            .map_err(|e| HandlerOutcome::failed(e.to_string()))?;
         let Some(baseline) = case.baseline.filter(|b| !b.person.soft_deleted) else {
             return Ok(Err("MissingNomsNumber"));
         };
@@ -319,7 +310,7 @@ impl PrisonCustodyStatus {
                     .bus
                     .load::<Custody>(&custody_id.to_string())
                     .await
-                    .map_err(|e| failed(e.to_string()))?;
+                    .map_err(|e| HandlerOutcome::failed(e.to_string()))?;
                 let Some(current) = custody.current else {
                     continue;
                 };
@@ -356,7 +347,7 @@ impl PrisonCustodyStatus {
 
     /// An institution by code with the prison area standing for it.
     async fn institution(&self, code: &str) -> Result<Option<Institution>, HandlerOutcome> {
-        let db = |e: sqlx::Error| failed(e.to_string());
+        let db = |e: sqlx::Error| HandlerOutcome::failed(e.to_string());
         let Some(row) = reference::row(&self.engine, "r_institution", code)
             .await
             .map_err(db)?
@@ -374,7 +365,7 @@ impl PrisonCustodyStatus {
         let prison_area_code =
             reference::rows_where(&self.engine, "probation_area", "institution_code", &code)
                 .await
-                .map_err(|e| failed(e.to_string()))?
+                .map_err(|e| HandlerOutcome::failed(e.to_string()))?
                 .iter()
                 .find_map(|area| reference::string(area, "code"));
         Ok(Institution {
@@ -393,7 +384,7 @@ impl PrisonCustodyStatus {
     async fn prison(&self, nomis_code: &str) -> Result<Option<Institution>, HandlerOutcome> {
         let rows = reference::rows_where(&self.engine, "r_institution", "nomis_code", nomis_code)
             .await
-            .map_err(|e| failed(e.to_string()))?;
+            .map_err(|e| HandlerOutcome::failed(e.to_string()))?;
         match rows.first() {
             Some(row) => self.institution_of(row).await.map(Some),
             None => Ok(None),
@@ -406,13 +397,13 @@ impl PrisonCustodyStatus {
         movement: &Movement,
         person: &Person,
     ) -> Result<(Option<Institution>, MovementReference), HandlerOutcome> {
-        let db = |e: sqlx::Error| failed(e.to_string());
+        let db = |e: sqlx::Error| HandlerOutcome::failed(e.to_string());
         let prison = match &movement.prison {
             Some(code) => self.prison(code).await?,
             None => None,
         };
         if movement.direction == Direction::Received && prison.is_none() {
-            return Err(rejected(format!(
+            return Err(HandlerOutcome::rejected(format!(
                 "no Delius institution for the NOMIS prison {:?} the person was received into",
                 movement.prison.as_deref().unwrap_or("(none)")
             )));
@@ -479,13 +470,13 @@ impl PrisonCustodyStatus {
         crn: &str,
         area: &str,
     ) -> Result<BTreeMap<String, String>, HandlerOutcome> {
-        let db = |e: sqlx::Error| failed(e.to_string());
+        let db = |e: sqlx::Error| HandlerOutcome::failed(e.to_string());
         let (pom, _) = self
             .engine
             .bus
             .load::<PomAllocation>(crn)
             .await
-            .map_err(|e| failed(e.to_string()))?;
+            .map_err(|e| HandlerOutcome::failed(e.to_string()))?;
         let mut wanted: BTreeSet<(&str, String)> = BTreeSet::new();
         for manager in pom.current.iter().flat_map(|c| c.prison_managers.iter()) {
             wanted.insert(("probation_area", manager.probation_area_code.clone()));
@@ -586,7 +577,7 @@ impl PrisonCustodyStatus {
                     tracing::debug!(attempt, "movement unit conflicted; planning again");
                     bus.back_off(attempt).await;
                 }
-                Err(error) => return Err(failed(error.to_string())),
+                Err(error) => return Err(HandlerOutcome::failed(error.to_string())),
             }
         }
     }

@@ -4,25 +4,20 @@
 //! Delius rows snapshotted — and where each message ended up (acked or dead-lettered, with its
 //! reason). Every test ends with a full replay compared to the live tables.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use delius_bridge::amqp::consumer::Consumers;
-use delius_bridge::amqp::dead_letters::DeadLetters;
-use delius_bridge::amqp::handler::OutcomeLog;
 use delius_bridge::crs;
-use delius_bridge::engine::Engine;
 use delius_bridge::upstream::{ClientCredentials, UpstreamClient, UpstreamConfig};
 use projections::{Metadata, Source};
 use serde_json::{json, Value};
 use sqlx::PgPool;
-use tokio::sync::watch;
 use tokio::time::timeout;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use crate::broker::{Rig, PATIENCE};
-use crate::{assert_replay_equals_live, demo_seed, engine, settle};
+use crate::broker::PATIENCE;
+use crate::harness::{Ended, Harness};
+use crate::settle;
 
 const FIXTURES: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -35,12 +30,18 @@ fn fixture(relative: &str) -> String {
     std::fs::read_to_string(format!("{FIXTURES}/{relative}")).unwrap()
 }
 
+/// The shared harness (pool, engine, rig, rows, checksums, dead letters) and the stub.
 struct World {
-    pool: PgPool,
-    engine: Arc<Engine>,
+    h: Harness,
     server: MockServer,
-    rig: Rig,
-    consumers: Option<(Consumers, watch::Sender<bool>)>,
+}
+
+impl std::ops::Deref for World {
+    type Target = Harness;
+
+    fn deref(&self) -> &Harness {
+        &self.h
+    }
 }
 
 /// Mounts every mapping of the R&M simulations, and the token endpoint.
@@ -80,19 +81,9 @@ async fn stub() -> MockServer {
 
 impl World {
     async fn new(pool: PgPool, retry_delays_ms: &[u64]) -> Self {
-        let engine = Arc::new(engine(pool.clone()));
-        delius_bridge::seed::load(&engine, &demo_seed(), "seed:test")
-            .await
-            .unwrap();
-        settle(&engine).await;
-        let server = stub().await;
-        let rig = Rig::new(retry_delays_ms).await;
         Self {
-            pool,
-            engine,
-            server,
-            rig,
-            consumers: None,
+            h: Harness::new(pool, retry_delays_ms).await,
+            server: stub().await,
         }
     }
 
@@ -110,14 +101,8 @@ impl World {
 
     async fn start(&mut self, upstream_timeout_ms: u64) {
         let handlers =
-            delius_bridge::handlers::registry(&self.engine, &self.upstream(upstream_timeout_ms));
-        let (stop, stopped) = watch::channel(false);
-        let config = self
-            .rig
-            .config(OutcomeLog::for_backend(&self.engine.backend));
-        let consumers = Consumers::start(config, handlers, stopped);
-        assert!(consumers.wait_ready(PATIENCE).await, "consumers start");
-        self.consumers = Some((consumers, stop));
+            delius_bridge::handlers::registry(&self.h.engine, &self.upstream(upstream_timeout_ms));
+        self.h.start(handlers).await;
     }
 
     /// Publishes a message fixture with its detailUrl pointed at the stub; returns its id.
@@ -156,56 +141,16 @@ impl World {
         settle(&self.engine).await;
     }
 
-    async fn dead_letters(&self) -> DeadLetters {
-        self.rig.dead_letters().await
-    }
-
     /// Waits until the message is on the dead-letter queue; returns its reason.
     async fn dead_lettered(&self, message_id: &str) -> String {
-        let dead_letters = self.dead_letters().await;
-        let found = timeout(PATIENCE, async {
-            loop {
-                let listed = dead_letters.list(None).await.unwrap();
-                if let Some(letter) = listed.into_iter().find(|l| l.message_id == message_id) {
-                    return letter;
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        })
-        .await
-        .expect("the message reaches the dead-letter queue");
-        found.reason.unwrap_or_default()
-    }
-
-    async fn dead_letter_count(&self) -> usize {
-        self.dead_letters().await.list(None).await.unwrap().len()
-    }
-
-    async fn rows(&self, sql: &str) -> Vec<Value> {
-        sqlx::query_scalar::<_, Value>(&format!("SELECT to_jsonb(t) FROM ({sql}) t"))
-            .fetch_all(&self.pool)
-            .await
-            .unwrap()
-    }
-
-    async fn checksums(&self) -> std::collections::BTreeMap<&'static str, String> {
-        let mut conn = self.pool.acquire().await.unwrap();
-        projections::checksum::schema_checksums(&mut conn, "delius")
-            .await
-            .unwrap()
-    }
-
-    async fn finish(mut self) {
-        if let Some((consumers, stop)) = self.consumers.take() {
-            stop.send(true).unwrap();
-            timeout(PATIENCE, consumers.join())
-                .await
-                .expect("consumers stop");
+        match self.h.ended(message_id).await {
+            Ended::DeadLettered(reason) => reason,
+            other => panic!("{message_id} was not dead-lettered: {other:?}"),
         }
-        assert_replay_equals_live(&self.pool).await;
-        self.rig.cleanup().await;
-        let engine = self.engine;
-        Arc::into_inner(engine).unwrap().shutdown().await;
+    }
+
+    async fn finish(self) {
+        self.h.finish().await;
     }
 }
 

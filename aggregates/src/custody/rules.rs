@@ -262,26 +262,17 @@ impl Context<'_> {
         alert: bool,
     ) -> Result<(Contact, Option<i64>), CustodyError> {
         let (allocation, manager) = self.allocation(custody, contact_type)?;
-        let local = london::local(self.movement.occurred_at);
         let contact = Contact {
-            contact_id: services.ids.next_id(IdSequence::Contact).await?,
-            offender_id: custody.offender_id,
-            event_id: Some(custody.event_id),
-            nsi_id: None,
-            requirement_id: None,
-            contact_type_code: contact_type.to_string(),
-            contact_date: local.date(),
-            start_time: Some(local.time()),
-            end_time: None,
-            staff_code: allocation.staff_code,
-            team_code: allocation.team_code,
-            probation_area_code: allocation.probation_area_code,
-            office_location_code: None,
-            rar_activity: None,
             alert_active: alert,
-            linked_contact_id: None,
-            external_reference: None,
             notes: Some(notes),
+            ..Contact::at(
+                services.ids.next_id(IdSequence::Contact).await?,
+                custody.offender_id,
+                Some(custody.event_id),
+                contact_type,
+                self.movement.occurred_at,
+                &allocation,
+            )
         };
         Ok((contact, manager))
     }

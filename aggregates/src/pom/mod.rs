@@ -14,7 +14,7 @@ use cqrs_es::event_sink::EventSink;
 use cqrs_es::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
 
-use crate::common::{london, notes, Contact, IdError, IdSequence, Services, Timed};
+use crate::common::{notes, Allocation, Contact, IdError, IdSequence, Services, Timed};
 
 #[cfg(test)]
 mod tests;
@@ -254,26 +254,21 @@ impl PomAllocation {
             active: true,
             email_address: None,
         };
-        let local = london::local(at);
-        let contact_for = |contact_id: i64, contact_type: &str, notes: String| Contact {
-            contact_id,
-            offender_id: state.offender_id,
-            event_id: command.event_id,
-            nsi_id: None,
-            requirement_id: None,
-            contact_type_code: contact_type.to_string(),
-            contact_date: local.date(),
-            start_time: Some(local.time()),
-            end_time: None,
+        let allocation = Allocation {
             staff_code: staff_code.clone(),
             team_code: team_code.clone(),
             probation_area_code: command.probation_area_code.clone(),
-            office_location_code: None,
-            rar_activity: None,
-            alert_active: false,
-            linked_contact_id: None,
-            external_reference: None,
+        };
+        let contact_for = |contact_id: i64, contact_type: &str, notes: String| Contact {
             notes: Some(notes),
+            ..Contact::at(
+                contact_id,
+                state.offender_id,
+                command.event_id,
+                contact_type,
+                at,
+                &allocation,
+            )
         };
         let mut notes = format!(
             "Transfer Reason: {}\nTransfer Date: {}",
