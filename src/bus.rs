@@ -534,7 +534,7 @@ pub fn rehydrate<A: Aggregate>(events: Vec<SerializedEvent>) -> Result<(A, usize
     let mut aggregate = A::default();
     let mut sequence = 0;
     for mut event in events {
-        for upcaster in &upcasters {
+        for upcaster in upcasters {
             if upcaster.can_upcast(&event.event_type, &event.event_version) {
                 event = upcaster.upcast(event);
             }

@@ -420,7 +420,7 @@ fn diary(event: &DiaryEvent) -> Vec<RowChange> {
             outcome_code,
             attended,
             complied,
-            hours_credited,
+            minutes_credited,
             rar_activity,
         } => vec![RowChange::update(
             "contact",
@@ -429,7 +429,7 @@ fn diary(event: &DiaryEvent) -> Vec<RowChange> {
                 "outcome_code": outcome_code,
                 "attended": attended,
                 "complied": complied,
-                "hours_credited": hours_credited,
+                "hours_credited": minutes_credited.map(aggregates::diary::hours_credited),
                 "rar_activity": rar_activity,
             }),
         )],

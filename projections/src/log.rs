@@ -11,12 +11,7 @@ use aggregates::diary::{Diary, DiaryEvent};
 use aggregates::pom::{PomAllocation, PomEvent};
 use aggregates::reference::{ReferenceData, ReferenceEvent};
 use aggregates::referral::{Referral, ReferralEvent};
-use cqrs_es::persist::EventUpcaster;
 use cqrs_es::Aggregate;
-use std::sync::LazyLock;
-
-/// The upcasters, built once.
-static UPCASTERS: LazyLock<Vec<Box<dyn EventUpcaster>>> = LazyLock::new(aggregates::upcasters::all);
 
 /// Where a command came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -106,7 +101,7 @@ pub enum AnyEvent {
 impl RecordedEvent {
     /// Decodes the payload, upcasting it first with `aggregates::upcasters::all()`.
     pub fn decode(&self) -> Result<AnyEvent, DecodeError> {
-        let upcasters = &*UPCASTERS;
+        let upcasters = aggregates::upcasters::all();
         if upcasters
             .iter()
             .any(|u| u.can_upcast(&self.event_type, &self.event_version))

@@ -150,8 +150,10 @@ pub enum DiaryEvent {
         outcome_code: String,
         attended: Option<bool>,
         complied: Option<bool>,
-        /// Hours credited, two decimals (ATTC with a positive duration only).
-        hours_credited: Option<String>,
+        /// Minutes credited (ATTC with a positive duration only); Delius shows them as hours
+        /// with two decimals ([`hours_credited`]). Version 2.0: version 1.0 stored that
+        /// rounded string as `hours_credited` (upcast by [`crate::upcasters`]).
+        minutes_credited: Option<i64>,
         rar_activity: bool,
     },
     /// A failure to comply was enforced: ENFORCEMENT row and its action contact (AROM).
@@ -185,9 +187,17 @@ impl DomainEvent for DiaryEvent {
     }
 
     fn event_version(&self) -> String {
-        "1.0".into()
+        match self {
+            Self::AppointmentOutcomeRecorded { .. } => OUTCOME_RECORDED_VERSION,
+            _ => "1.0",
+        }
+        .into()
     }
 }
+
+/// The current version of `AppointmentOutcomeRecorded` (2.0: whole minutes credited instead
+/// of version 1.0's rounded hours string).
+pub const OUTCOME_RECORDED_VERSION: &str = "2.0";
 
 /// Broken diary rules.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -353,6 +363,31 @@ fn linked_contact(
 pub fn hours_credited(minutes: i64) -> String {
     let hundredths = (minutes * 100 + 30) / 60;
     format!("{}.{:02}", hundredths / 100, hundredths % 100)
+}
+
+/// The whole minutes that [`hours_credited`] shows as `hours` ("1.50" → 90): the inverse the
+/// version 1.0 → 2.0 upcaster of `AppointmentOutcomeRecorded` needs. `None` when `hours` is
+/// not a non-negative decimal; the nearest minute when no whole minute rounds to it.
+pub fn minutes_for_hours(hours: &str) -> Option<i64> {
+    let (whole, fraction) = hours.split_once('.').unwrap_or((hours, "0"));
+    if whole.is_empty() || fraction.is_empty() || fraction.len() > 2 {
+        return None;
+    }
+    let digits = |s: &str| s.chars().all(|c| c.is_ascii_digit());
+    if !digits(whole) || !digits(fraction) {
+        return None;
+    }
+    let fraction: i64 = format!("{fraction:0<2}").parse().ok()?;
+    let hundredths = whole.parse::<i64>().ok()?.checked_mul(100)? + fraction;
+    // hours_credited(m) = floor((100m + 30) / 60): the one m with 100m + 30 in [60h, 60h + 59].
+    let exact = (60 * hundredths - 30 + 99).div_euclid(100);
+    Some(
+        if hours_credited(exact) == format!("{}.{:02}", hundredths / 100, hundredths % 100) {
+            exact
+        } else {
+            (hundredths * 60 + 50) / 100
+        },
+    )
 }
 
 impl Aggregate for Diary {
@@ -571,7 +606,7 @@ impl Diary {
                             outcome_code: code.into(),
                             attended,
                             complied,
-                            hours_credited: None,
+                            minutes_credited: None,
                             rar_activity: false,
                         },
                         self,
@@ -677,7 +712,7 @@ impl Diary {
                     outcome_code: outcome::APPOINTMENT_WITHDRAWN.into(),
                     attended,
                     complied,
-                    hours_credited: None,
+                    minutes_credited: None,
                     rar_activity: false,
                 },
                 self,
@@ -701,8 +736,9 @@ impl Diary {
             return Ok(());
         };
         let (attended, complied) = outcome::flags(outcome.code);
-        let hours = (outcome.code == outcome::ATTENDED_COMPLIED && entry.duration_minutes > 0)
-            .then(|| hours_credited(entry.duration_minutes));
+        let minutes_credited = (outcome.code == outcome::ATTENDED_COMPLIED
+            && entry.duration_minutes > 0)
+            .then_some(entry.duration_minutes);
         let rar_activity = entry.rar_activity() && outcome.session_happened;
         let unchanged = entry.outcome_code.as_deref() == Some(outcome.code)
             && entry.rar_activity() == rar_activity;
@@ -713,7 +749,7 @@ impl Diary {
                     outcome_code: outcome.code.into(),
                     attended,
                     complied,
-                    hours_credited: hours,
+                    minutes_credited,
                     rar_activity,
                 },
                 self,

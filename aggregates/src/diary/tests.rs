@@ -260,6 +260,24 @@ fn hours_are_rounded_half_up_to_two_decimals() {
     assert_eq!(hours_credited(125), "2.08");
 }
 
+#[test]
+fn minutes_for_hours_inverts_hours_credited() {
+    for minutes in 0..=24 * 60 * 3 {
+        assert_eq!(
+            minutes_for_hours(&hours_credited(minutes)),
+            Some(minutes),
+            "{minutes} minutes"
+        );
+    }
+    assert_eq!(minutes_for_hours("1.5"), Some(90));
+    assert_eq!(minutes_for_hours("2"), Some(120));
+    // No whole minute shows as 0.01 hours: the nearest one.
+    assert_eq!(minutes_for_hours("0.01"), Some(1));
+    for bad in ["", ".5", "1.", "-1.00", "1.234", "a.bc", "1,50"] {
+        assert_eq!(minutes_for_hours(bad), None, "{bad:?}");
+    }
+}
+
 fn feedback(urn: String, delius_id: Option<i64>, o: OutcomeInput) -> Timed<DiaryCommand> {
     let m = merge(1, 10);
     Timed::new(
@@ -383,7 +401,7 @@ async fn ending_a_referral_withdraws_only_its_future_appointments_without_outcom
             outcome_code: "APPW".into(),
             attended: Some(false),
             complied: Some(true),
-            hours_credited: None,
+            minutes_credited: None,
             rar_activity: false,
         }]
     );
