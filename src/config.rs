@@ -64,6 +64,67 @@ pub enum Command {
     /// Safe while `serve` runs: browsing requeues every message, a re-drive removes the dead
     /// letter only after its copy is confirmed.
     DeadLetters(DeadLettersArgs),
+    /// Rebuild a projection from the event log into a fresh schema, then swap it in
+    /// atomically (or, with --until / --into, keep it beside the live one). Safe while `serve`
+    /// runs: live projectors keep running; readers never see a half-built table; an
+    /// interrupted rebuild resumes from its last committed batch.
+    Replay(ReplayArgs),
+    /// A person's audit timeline: every event of their aggregates with its source, message,
+    /// actor and correlation id, the Delius rows each wrote, and the messages about them that
+    /// were ignored, rejected or failed. Read-only; safe while `serve` runs.
+    Audit(AuditArgs),
+}
+
+/// Options of `replay`.
+#[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("which").required(true).args(["projection", "all"])))]
+pub struct ReplayArgs {
+    /// The projection to rebuild (`delius`).
+    #[arg(long)]
+    pub projection: Option<String>,
+    /// Rebuild every projection.
+    #[arg(long)]
+    pub all: bool,
+    /// Build the picture as of this moment (RFC 3339, e.g. 2026-11-30T12:00:00Z) from the
+    /// events recorded at or before it, into its own schema; the live tables are left alone.
+    #[arg(long)]
+    pub until: Option<chrono::DateTime<chrono::Utc>>,
+    /// Build into this schema and keep it there (no swap). Default: `{projection}_rebuild`,
+    /// swapped in; with --until, `{projection}_asof_{yyyymmddThhmmss_micros}`.
+    #[arg(long)]
+    pub into: Option<String>,
+    /// Events per batch (one transaction each).
+    #[arg(long, default_value_t = projections::replay::DEFAULT_BATCH)]
+    pub batch_size: i64,
+    /// Pause after each batch, in milliseconds, to spare a busy database.
+    #[arg(long, default_value_t = 0)]
+    pub throttle_ms: u64,
+    /// Start from the first event even if an interrupted rebuild of the same target exists.
+    #[arg(long)]
+    pub fresh: bool,
+    /// After building, compare the result with the live tables table by table.
+    #[arg(long)]
+    pub compare: bool,
+    /// Never draw the progress bar (it is hidden anyway when stderr is not a terminal).
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
+/// Options of `audit`.
+#[derive(Debug, clap::Args)]
+pub struct AuditArgs {
+    /// The person's CRN.
+    #[arg(long, required_unless_present = "table")]
+    pub crn: Option<String>,
+    /// Instead of a person: the Delius table of a row (with --id).
+    #[arg(long, requires = "id", conflicts_with = "crn")]
+    pub table: Option<String>,
+    /// The row's key (numeric id, or code for reference tables).
+    #[arg(long, requires = "table")]
+    pub id: Option<String>,
+    /// Output for people (table) or tools (JSON).
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    pub format: OutputFormat,
 }
 
 /// Options of `serve`.

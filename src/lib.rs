@@ -17,10 +17,13 @@
 //! - [`http`]: the axum router — bearer-JWT auth, `{status, code, message}` errors, JSON and
 //!   path extractors, OpenAPI, health and the Refer and Monitor endpoints;
 //!   [`amqp`]: the broker connection.
-//! - [`cli`]: one module per subcommand (serve, demo, seed, migrate); [`render`]: text tables.
+//! - [`audit`]: a person's timeline across aggregates and a row's history, for support staff.
+//! - [`cli`]: one module per subcommand (serve, demo, seed, migrate, replay, audit,
+//!   dead-letters); [`render`]: text tables.
 //! - [`telemetry`]: tracing setup.
 
 pub mod amqp;
+pub mod audit;
 pub mod bus;
 pub mod cli;
 pub mod config;

@@ -26,3 +26,30 @@ pub async fn schema_checksums(
     }
     Ok(sums)
 }
+
+/// A table whose rows differ between two schemas.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TableDifference {
+    pub table: &'static str,
+    /// `md5:rows` of the table in the first schema.
+    pub left: String,
+    /// `md5:rows` of the table in the second schema.
+    pub right: String,
+}
+
+/// Compares every projected table of `left` and `right` by ordered checksum; empty when the
+/// two schemas hold the same rows.
+pub async fn compare_schemas(
+    conn: &mut PgConnection,
+    left: &str,
+    right: &str,
+) -> Result<Vec<TableDifference>, ProjectionError> {
+    let a = schema_checksums(conn, left).await?;
+    let b = schema_checksums(conn, right).await?;
+    Ok(a.into_iter()
+        .filter_map(|(table, left)| {
+            let right = b.get(table).cloned().unwrap_or_default();
+            (left != right).then_some(TableDifference { table, left, right })
+        })
+        .collect())
+}

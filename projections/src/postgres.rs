@@ -409,8 +409,10 @@ async fn run_once(
     progress.send_if_modified(|current| replace_if_newer(current, checkpoint));
     while !*shutdown.borrow() {
         let applied = step(&mut conn, config, &mut checkpoint).await?;
+        // Published even when this batch applied nothing: a replay's swap may have moved the
+        // checkpoint past events it projected itself.
+        progress.send_if_modified(|current| replace_if_newer(current, checkpoint));
         if applied > 0 {
-            progress.send_if_modified(|current| replace_if_newer(current, checkpoint));
             continue;
         }
         tokio::select! {
@@ -431,13 +433,22 @@ fn replace_if_newer(current: &mut Checkpoint, next: Checkpoint) -> bool {
     }
 }
 
-/// One batch: read, project, save the checkpoint, commit. Returns how many events it applied.
+/// One batch: take the swap lock (shared), read the checkpoint, read, project, save the
+/// checkpoint, commit. Returns how many events it applied.
 pub async fn step(
     conn: &mut PgConnection,
     config: &RunnerConfig,
     checkpoint: &mut Checkpoint,
 ) -> Result<usize, ProjectionError> {
     let mut tx = conn.begin().await?;
+    // A replay swapping rebuilt tables in holds this lock exclusively and moves the checkpoint:
+    // wait for it, then read the checkpoint afresh (a separate statement, so that its snapshot
+    // is taken after the wait).
+    sqlx::query("SELECT pg_advisory_xact_lock_shared(hashtext($1))")
+        .bind(crate::replay::swap_lock_key(&config.name))
+        .execute(&mut *tx)
+        .await?;
+    *checkpoint = load_checkpoint(&mut tx, &config.name).await?;
     let events = read_events_after(&mut tx, *checkpoint, config.batch_size, None).await?;
     let Some(last) = events.last() else {
         tx.commit().await?;

@@ -4,6 +4,8 @@
 //! - [`openapi`]: `GET /v3/api-docs` and the Swagger UI at `/swagger-ui/`, no auth.
 //! - [`crs`]: Refer and Monitor, bearer JWT with roles ([`auth::require_roles`]).
 //! - [`admin`]: support — the dead letters (admin role) and `GET /metrics` (no auth).
+//! - [`audit`]: support — a person's timeline and a row's history (admin role).
+//! - [`replay`]: support — rebuilding a projection in the background (admin role).
 //!
 //! Shared pieces: [`auth`] (tokens, roles, [`auth::Caller`]), [`error`] ([`error::ApiError`],
 //! the JSON error body), [`extract`] ([`extract::AppJson`], [`extract::AppPath`],
@@ -11,12 +13,14 @@
 //! (`X-Request-Id`, taken from the request or generated, and echoed in the response).
 
 pub mod admin;
+pub mod audit;
 pub mod auth;
 pub mod crs;
 pub mod error;
 pub mod extract;
 pub mod health;
 pub mod openapi;
+pub mod replay;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -56,6 +60,8 @@ pub fn router(state: AppState) -> Router {
         .merge(openapi::routes())
         .merge(crs::routes(state.clone()))
         .merge(admin::routes(state.clone()))
+        .merge(audit::routes(state.clone()))
+        .merge(replay::routes(state.clone()))
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(axum::middleware::from_fn(request_span))

@@ -72,6 +72,12 @@ pub const SWAGGER_UI_PATH: &str = "/swagger-ui";
         super::admin::show_dead_letter,
         super::admin::redrive_dead_letter,
         super::admin::metrics,
+        // Audit and replay (src/http/audit.rs, src/http/replay.rs).
+        super::audit::case_timeline,
+        super::audit::row_audit,
+        super::replay::start,
+        super::replay::show_run,
+        super::replay::list_runs,
     ),
     components(schemas(
         ErrorBody,
@@ -90,6 +96,16 @@ pub const SWAGGER_UI_PATH: &str = "/swagger-ui";
         crate::amqp::dead_letters::DeadLetter,
         crate::amqp::dead_letters::DeadLetterDetail,
         crate::amqp::dead_letters::Redriven,
+        crate::audit::CaseTimeline,
+        crate::audit::TimelineEntry,
+        crate::audit::EventEntry,
+        crate::audit::RowWritten,
+        crate::audit::RowAudit,
+        crate::amqp::handler::RecordedOutcome,
+        crate::amqp::handler::MessageOutcome,
+        super::replay::StartReplay,
+        super::replay::ReplayStarted,
+        projections::replay::RunStatus,
     )),
     modifiers(&BearerJwt),
     // The name must equal `BEARER_SCHEME`.
@@ -97,7 +113,7 @@ pub const SWAGGER_UI_PATH: &str = "/swagger-ui";
     tags(
         (name = "health", description = "Liveness, readiness and build information (no auth)"),
         (name = "refer-and-monitor", description = "Refer and Monitor an Intervention (CRS)"),
-        (name = "support", description = "Dead letters (ROLE_PROBATION_INTEGRATION_ADMIN) and metrics"),
+        (name = "support", description = "Dead letters, audit and replay (ROLE_PROBATION_INTEGRATION_ADMIN) and metrics"),
     )
 )]
 pub struct ApiDoc;

@@ -20,19 +20,19 @@ use tower::ServiceExt;
 use crate::auth::{auth, token};
 use crate::{assert_replay_equals_live, demo_seed, engine, settle};
 
-const RW: &str = ROLE_PROBATION_API__REFER_AND_MONITOR__CASE_DETAIL__RW;
-const CRN: &str = "T140223";
-const REFERRAL: &str = "68df9f6c-3fcb-4ec6-8fcf-96551cd9b080";
+pub(crate) const RW: &str = ROLE_PROBATION_API__REFER_AND_MONITOR__CASE_DETAIL__RW;
+pub(crate) const CRN: &str = "T140223";
+pub(crate) const REFERRAL: &str = "68df9f6c-3fcb-4ec6-8fcf-96551cd9b080";
 const FUTURE: &str = "2099-01-15T10:00:00Z";
 const PAST: &str = "2025-01-15T10:00:00Z";
 
-struct App {
-    router: Router,
-    pool: PgPool,
-    engine: Arc<delius_bridge::engine::Engine>,
+pub(crate) struct App {
+    pub(crate) router: Router,
+    pub(crate) pool: PgPool,
+    pub(crate) engine: Arc<delius_bridge::engine::Engine>,
 }
 
-async fn app(pool: PgPool) -> App {
+pub(crate) async fn app(pool: PgPool) -> App {
     let engine = Arc::new(engine(pool.clone()));
     delius_bridge::seed::load(&engine, &demo_seed(), "seed:test")
         .await
@@ -52,7 +52,7 @@ async fn app(pool: PgPool) -> App {
 }
 
 impl App {
-    async fn call(
+    pub(crate) async fn call(
         &self,
         method: &str,
         uri: &str,
@@ -83,18 +83,18 @@ impl App {
         (status, value)
     }
 
-    async fn put(&self, uri: &str, body: Value) -> (StatusCode, Value) {
+    pub(crate) async fn put(&self, uri: &str, body: Value) -> (StatusCode, Value) {
         self.call("PUT", uri, Some(body), &[RW]).await
     }
 
-    async fn start_referral(&self) {
+    pub(crate) async fn start_referral(&self) {
         let (status, body) = self
             .put(&format!("/probation-case/{CRN}/referrals"), referral())
             .await;
         assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
     }
 
-    async fn merge(&self, body: Value) -> (StatusCode, Value) {
+    pub(crate) async fn merge(&self, body: Value) -> (StatusCode, Value) {
         self.put(
             &format!("/probation-case/{CRN}/referrals/{REFERRAL}/appointments"),
             body,
@@ -103,18 +103,18 @@ impl App {
     }
 
     /// Rows as JSON, straight after the response: no waiting (read-your-writes).
-    async fn rows(&self, sql: &str) -> Vec<Value> {
+    pub(crate) async fn rows(&self, sql: &str) -> Vec<Value> {
         sqlx::query_scalar::<_, Value>(&format!("SELECT to_jsonb(t) FROM ({sql}) t"))
             .fetch_all(&self.pool)
             .await
             .unwrap()
     }
 
-    async fn count(&self, sql: &str) -> i64 {
+    pub(crate) async fn count(&self, sql: &str) -> i64 {
         sqlx::query_scalar(sql).fetch_one(&self.pool).await.unwrap()
     }
 
-    async fn contacts(&self) -> Vec<Value> {
+    pub(crate) async fn contacts(&self) -> Vec<Value> {
         self.rows(
             "SELECT contact_id, contact_type_code, \
              CASE WHEN contact_type_code IN ('AROM','ARWS') THEN 'today' ELSE contact_date::text END AS contact_date, \
@@ -128,7 +128,7 @@ impl App {
         .await
     }
 
-    async fn finish(self) {
+    pub(crate) async fn finish(self) {
         assert_replay_equals_live(&self.pool).await;
         let App { router, engine, .. } = self;
         drop(router);
@@ -136,7 +136,7 @@ impl App {
     }
 }
 
-fn referral() -> Value {
+pub(crate) fn referral() -> Value {
     json!({
         "referralId": REFERRAL,
         "startedAt": "2023-02-01T09:15:00+00:00",
@@ -146,7 +146,7 @@ fn referral() -> Value {
     })
 }
 
-fn appointment(id: &str, start: &str, minutes: i64) -> Value {
+pub(crate) fn appointment(id: &str, start: &str, minutes: i64) -> Value {
     json!({
         "id": id,
         "referralId": REFERRAL,
@@ -159,8 +159,8 @@ fn appointment(id: &str, start: &str, minutes: i64) -> Value {
     })
 }
 
-const A1: &str = "00000000-0000-4000-8000-000000000001";
-const A2: &str = "00000000-0000-4000-8000-000000000002";
+pub(crate) const A1: &str = "00000000-0000-4000-8000-000000000001";
+pub(crate) const A2: &str = "00000000-0000-4000-8000-000000000002";
 
 #[sqlx::test(migrator = "delius_bridge::engine::MIGRATOR")]
 async fn referral_started_creates_the_nsi_manager_history_and_contacts(pool: PgPool) {

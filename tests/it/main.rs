@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod amqp;
+mod audit;
 mod auth;
 mod broker;
 mod bus;
@@ -13,6 +14,7 @@ mod harness;
 mod health;
 mod pcstd;
 mod projector;
+mod replay;
 mod rm_events;
 mod seed;
 mod upstream;
@@ -46,18 +48,26 @@ pub async fn settle(engine: &Engine) {
         .expect("projector catches up");
 }
 
-/// Rebuilds the projections from the log into `replayed` and asserts the tables equal the
-/// live ones row for row.
+/// Rebuilds the Delius projection from the log and swaps it in while the live projector runs
+/// (the operator's `replay --projection delius`), then asserts the swapped-in tables equal the
+/// live ones they replaced, row for row.
 pub async fn assert_replay_equals_live(pool: &PgPool) {
-    projections::replay::rebuild(pool, "replayed", None, 500)
-        .await
-        .expect("replay");
     let mut conn = pool.acquire().await.expect("connection");
     let live = projections::checksum::schema_checksums(&mut conn, "delius")
         .await
         .expect("live checksums");
-    let replayed = projections::checksum::schema_checksums(&mut conn, "replayed")
+    let mut request = projections::replay::ReplayRequest::new("delius", "test");
+    request.batch_size = 500;
+    let report = projections::replay::replay(pool, &request, &mut projections::replay::Silent)
         .await
-        .expect("replayed checksums");
-    assert_eq!(live, replayed, "a full replay must equal the live tables");
+        .expect("replay");
+    assert!(report.swapped, "a full replay swaps");
+    let swapped_in = projections::checksum::schema_checksums(&mut conn, "delius")
+        .await
+        .expect("swapped-in checksums");
+    assert_eq!(live, swapped_in, "a full replay must equal the live tables");
+    let differences = projections::checksum::compare_schemas(&mut conn, "delius", "delius_retired")
+        .await
+        .expect("compare");
+    assert!(differences.is_empty(), "{differences:?}");
 }

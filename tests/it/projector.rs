@@ -206,7 +206,7 @@ async fn one_active_projector_across_processes(pool: PgPool) {
         .await
         .unwrap();
     let holders: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database \
+        "SELECT count(DISTINCT l.pid) FROM pg_locks l JOIN pg_database d ON d.oid = l.database \
          WHERE l.locktype = 'advisory' AND l.granted AND d.datname = current_database()",
     )
     .fetch_one(&pool)
