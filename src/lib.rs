@@ -19,6 +19,8 @@
 //!   [`amqp`]: the broker connection.
 //! - [`cli`]: one module per subcommand (serve, demo, seed, migrate); [`render`]: text tables.
 //! - [`telemetry`]: tracing setup.
+//! - [`workload`]: deterministic generator of large realistic workloads (seed, requests,
+//!   messages) for the benchmarks.
 
 pub mod amqp;
 pub mod bus;
@@ -37,3 +39,4 @@ pub mod seed;
 pub mod store;
 pub mod telemetry;
 pub mod upstream;
+pub mod workload;
