@@ -185,6 +185,8 @@ pub struct Workload {
     seed: u64,
     people: Vec<Person>,
     by_referral: HashMap<Uuid, usize>,
+    /// Indexes of the R&M profiles' people.
+    community: Vec<usize>,
 }
 
 const FIRST_NAMES: &[&str] = &[
@@ -249,10 +251,16 @@ impl Workload {
             })
             .collect::<Vec<Person>>();
         let by_referral = people.iter().map(|p| (p.referral_id, p.index)).collect();
+        let community = people
+            .iter()
+            .filter(|p| matches!(p.profile, Profile::Delivery | Profile::Ended))
+            .map(|p| p.index)
+            .collect();
         Self {
             seed,
             people,
             by_referral,
+            community,
         }
     }
 
@@ -378,9 +386,7 @@ impl Workload {
 
     /// People of the R&M profiles (who can take referrals).
     pub fn community(&self) -> impl Iterator<Item = &Person> + Clone {
-        self.people
-            .iter()
-            .filter(|p| matches!(p.profile, Profile::Delivery | Profile::Ended))
+        self.community.iter().map(|i| &self.people[*i])
     }
 
     /// `PUT /probation-case/{crn}/referrals` for referral number `k` of `person` (k = 0 is the
@@ -407,14 +413,18 @@ impl Workload {
         }
     }
 
-    /// An endless stream of distinct referral PUTs: round robin over the community people,
-    /// each round a new referral per person. Empty when there are no community people.
+    /// Referral PUT number `i` of an endless stream of distinct referrals: round robin over
+    /// the community people, each round a further referral per person (`k` ≥ 1, so never the
+    /// person's own referral of [`Workload::sync_setup`]). `None` without community people.
+    pub fn nth_referral(&self, i: u64) -> Option<SyncRequest> {
+        let n = self.community.len() as u64;
+        let index = *self.community.get(i.checked_rem(n)? as usize)?;
+        Some(self.referral(&self.people[index], 1 + i / n))
+    }
+
+    /// [`Workload::nth_referral`] for i = 0, 1, 2…
     pub fn referrals(&self) -> impl Iterator<Item = SyncRequest> + '_ {
-        let community: Vec<&Person> = self.community().collect();
-        let n = community.len() as u64;
-        (0u64..)
-            .take_while(move |_| n > 0)
-            .map(move |i| self.referral(community[(i % n.max(1)) as usize], i / n.max(1)))
+        (0u64..).map_while(|i| self.nth_referral(i))
     }
 
     /// The synchronous set-up of the R&M cases the asynchronous messages need, in order:
