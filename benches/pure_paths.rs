@@ -1,12 +1,21 @@
-//! Criterion benches of the hot pure paths: decoding a stored event, projecting it into row
-//! changes, applying them to the in-memory tables, and planning a seed file.
-//! Run: `cargo bench --bench pure_paths`.
+//! Criterion benches of the hot pure paths: parsing a message envelope, deciding a command
+//! (aggregate `handle`), decoding a stored event, projecting it into row changes, applying
+//! them to the in-memory tables, and planning a seed file. Inputs come from the demo seed and
+//! the workload generator. Run: `cargo bench --bench pure_paths`.
 
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion};
+use std::sync::Arc;
+
+use aggregates::referral::{Referral, ReferralCommand, SentenceFacts, StartReferral};
+use aggregates::{Services, Timed};
+use cqrs_es::event_sink::EventSink;
+use cqrs_es::Aggregate;
+use delius_bridge::amqp::envelope::Envelope;
+use delius_bridge::workload::{MessageKind, Workload};
 use projections::memory::MemoryTables;
-use projections::RecordedEvent;
+use projections::{Metadata, RecordedEvent, Source};
 
 const DEMO: &str = include_str!("../fixtures/delius/demo.json");
 
@@ -28,6 +37,110 @@ fn demo_events() -> Vec<RecordedEvent> {
         log.read_after(Default::default(), usize::MAX)
             .expect("events")
     })
+}
+
+/// The Referral events of one PUT referral on the embedded engine (generated workload).
+fn referral_events() -> Vec<RecordedEvent> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let workload = Workload::new(1, 40);
+        let engine = delius_bridge::engine::Engine::memory();
+        let file = workload.seed_file().expect("workload seed parses");
+        delius_bridge::seed::load(&engine, &file, "bench")
+            .await
+            .expect("workload seed loads");
+        let request = workload.nth_referral(0).expect("a community person");
+        let wire: delius_bridge::crs::wire::ReferralStarted =
+            serde_json::from_value(request.body).expect("referral body");
+        let metadata = Metadata {
+            message_id: "bench-referral".into(),
+            correlation_id: "bench-referral".into(),
+            causation_id: None,
+            source: Source::Http,
+            actor: "bench".into(),
+            received_at: chrono::Utc::now(),
+        };
+        delius_bridge::crs::start_referral(&engine, &request.crn, &wire, &metadata)
+            .await
+            .expect("referral starts");
+        let delius_bridge::engine::Backend::Memory { log, .. } = &engine.backend else {
+            unreachable!("memory engine")
+        };
+        log.read_after(Default::default(), usize::MAX)
+            .expect("events")
+            .into_iter()
+            .filter(|e| e.aggregate_type == "Referral")
+            .collect()
+    })
+}
+
+fn start_referral_command() -> Timed<ReferralCommand> {
+    Timed::new(
+        chrono::Utc::now(),
+        ReferralCommand::Start(Box::new(StartReferral {
+            referral_id: uuid::Uuid::from_u128(7),
+            started_at: chrono::Utc::now(),
+            contract_type: "ACC".into(),
+            notes: "Referral for accommodation support".into(),
+            sentence: SentenceFacts {
+                offender_id: 100_000,
+                crn: "A000000".into(),
+                event_id: 100_001,
+                rar_requirement_id: Some(100_003),
+            },
+        })),
+    )
+}
+
+fn new_paths(c: &mut Criterion) {
+    let workload = Workload::new(1, 200);
+    let messages = workload.messages("http://interventions");
+    for kind in [MessageKind::SessionFeedback, MessageKind::PrisonerReleased] {
+        let message = messages
+            .iter()
+            .find(|m| m.kind == kind)
+            .expect("a message of the kind");
+        c.bench_function(&format!("parse envelope {kind:?}"), |b| {
+            b.iter(|| Envelope::parse(black_box(message.body.as_bytes())).expect("parses"))
+        });
+    }
+
+    let services = Services::new(Arc::new(delius_bridge::ids::MemoryIds::default()));
+    let command = start_referral_command();
+    c.bench_function("handle StartReferral (Referral aggregate)", |b| {
+        b.iter(|| {
+            futures::executor::block_on(async {
+                let mut referral = Referral::default();
+                let sink = EventSink::<Referral>::default();
+                referral
+                    .handle(black_box(command.clone()), &services, &sink)
+                    .await
+                    .expect("handles");
+                sink.collect().await
+            })
+        })
+    });
+
+    let events = referral_events();
+    let started = events
+        .iter()
+        .find(|e| e.event_type == "ReferralStarted")
+        .expect("a ReferralStarted event")
+        .clone();
+    let decoded = started.decode().expect("decodes");
+    c.bench_function("project ReferralStarted", |b| {
+        b.iter(|| projections::delius::project(black_box(&decoded)))
+    });
+    c.bench_function("decode + project + apply ReferralStarted to memory", |b| {
+        b.iter(|| {
+            let mut tables = MemoryTables::default();
+            tables.apply_event(black_box(&started)).expect("applies");
+            tables
+        })
+    });
 }
 
 fn benches(c: &mut Criterion) {
@@ -67,5 +180,5 @@ fn benches(c: &mut Criterion) {
     });
 }
 
-criterion_group!(pure_paths, benches);
+criterion_group!(pure_paths, benches, new_paths);
 criterion_main!(pure_paths);

@@ -21,6 +21,8 @@
 //! - [`cli`]: one module per subcommand (serve, demo, seed, migrate, replay, audit,
 //!   dead-letters); [`render`]: text tables.
 //! - [`telemetry`]: tracing setup.
+//! - [`workload`]: deterministic generator of large realistic workloads (seed, requests,
+//!   messages) for the benchmarks.
 
 pub mod amqp;
 pub mod audit;
@@ -40,3 +42,4 @@ pub mod seed;
 pub mod store;
 pub mod telemetry;
 pub mod upstream;
+pub mod workload;

@@ -1,0 +1,119 @@
+//! The end-to-end benchmark: drives the real service in process — the engine on a fresh
+//! PostgreSQL database it creates and drops, the axum router on a loopback port, the real
+//! RabbitMQ under a unique name prefix, wiremock for the interventions service, bearer JWTs
+//! signed with the test keys — and measures each figure beside its ceiling (and baseline) in
+//! the same run. Prints one JSON line per figure on stdout:
+//! `{"name","value","unit","ceiling","ratio","baseline","speedup"}` (null where not
+//! applicable); progress goes to stderr.
+//!
+//! ```sh
+//! cargo bench --bench e2e -- [--quick] [--figures sync,async,replay] [--plot PATH]
+//!                            [--people N] [--seconds S]
+//! ```
+//! `DATABASE_URL` (a database the bench can `CREATE DATABASE` from) and `AMQP_URL` as for the
+//! tests; `PGBENCH` (default `/usr/bin/pgbench`).
+
+mod figure;
+mod ingest;
+mod lapin_loop;
+mod naive;
+mod plot;
+mod setup;
+mod sync;
+
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+
+use figure::Figure;
+
+/// What to run, from the command line.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub quick: bool,
+    pub figures: Vec<String>,
+    pub plot: Option<String>,
+    /// People in the generated workload.
+    pub people: usize,
+    /// Measured seconds per sync concurrency level (and pgbench's `-T`).
+    pub seconds: u64,
+    /// Workload seed.
+    pub seed: u64,
+}
+
+impl Options {
+    fn parse(args: impl Iterator<Item = String>) -> anyhow::Result<Self> {
+        let mut options = Options {
+            quick: false,
+            figures: vec!["sync".into(), "async".into(), "replay".into()],
+            plot: None,
+            people: 0,
+            seconds: 0,
+            seed: 7,
+        };
+        let mut args = args.peekable();
+        while let Some(arg) = args.next() {
+            let mut value =
+                |name: &str| args.next().with_context(|| format!("{name} needs a value"));
+            match arg.as_str() {
+                "--quick" => options.quick = true,
+                "--figures" => {
+                    options.figures = value("--figures")?
+                        .split(',')
+                        .map(|s| s.trim().to_string())
+                        .filter(|s| !s.is_empty())
+                        .collect()
+                }
+                "--plot" => options.plot = Some(value("--plot")?),
+                "--people" => options.people = value("--people")?.parse()?,
+                "--seconds" => options.seconds = value("--seconds")?.parse()?,
+                "--seed" => options.seed = value("--seed")?.parse()?,
+                // cargo bench passes --bench to harness = false targets.
+                "--bench" => {}
+                other => bail!("unknown argument {other}"),
+            }
+        }
+        for figure in &options.figures {
+            if !["sync", "async", "replay"].contains(&figure.as_str()) {
+                bail!("unknown figure {figure} (sync, async, replay)");
+            }
+        }
+        if options.people == 0 {
+            options.people = if options.quick { 600 } else { 3_000 };
+        }
+        if options.seconds == 0 {
+            options.seconds = if options.quick { 4 } else { 15 };
+        }
+        Ok(options)
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let options = Options::parse(std::env::args().skip(1))?;
+    let started = std::time::Instant::now();
+    let mut figures: Vec<Figure> = Vec::new();
+    for name in options.figures.clone() {
+        match name.as_str() {
+            "sync" => {
+                let measured = sync::run(&options).await?;
+                if let Some(path) = &options.plot {
+                    plot::sync_png(path, &measured)?;
+                    eprintln!("plot written to {path}");
+                }
+                figures.extend(measured.iter().flat_map(sync::Level::figures));
+            }
+            "async" => figures.extend(ingest::run(&options).await?),
+            _ => eprintln!("replay figure: measured by the replay bench, see BENCHMARKS.md"),
+        }
+    }
+    for figure in &figures {
+        figure.print()?;
+    }
+    eprintln!(
+        "e2e bench finished in {:.1?}",
+        Duration::from_secs_f64(started.elapsed().as_secs_f64())
+    );
+    Ok(())
+}
