@@ -95,6 +95,12 @@ impl Engine {
 
     /// The embedded default: nothing is durable.
     pub fn memory() -> Self {
+        Self::memory_with_ids(Arc::new(MemoryIds::default()))
+    }
+
+    /// The embedded default allocating Delius ids from `ids` (engines sharing one allocator
+    /// never hand out the same id: the event-log generator runs one engine per slice).
+    pub fn memory_with_ids(ids: Arc<dyn aggregates::common::IdAllocator>) -> Self {
         let wake = Arc::new(Notify::new());
         let (progress_tx, progress) = watch::channel(Checkpoint::default());
         let (shutdown, shutdown_rx) = watch::channel(false);
@@ -102,7 +108,7 @@ impl Engine {
         let tables = Arc::new(RwLock::new(MemoryTables::default()));
         let bus = CommandBus::new(
             EventLog::Memory(log.clone()),
-            Services::new(Arc::new(MemoryIds::default())),
+            Services::new(ids),
             wake.clone(),
         );
         let projector = tokio::spawn(run_memory_projector(

@@ -8,7 +8,7 @@
 //!
 //! ```sh
 //! cargo bench --bench e2e -- [--quick] [--figures sync,async,replay] [--plot PATH]
-//!                            [--people N] [--seconds S]
+//!                            [--people N] [--seconds S] [--seed N] [--replay-batch N]
 //! ```
 //! `DATABASE_URL` (a database the bench can `CREATE DATABASE` from) and `AMQP_URL` as for the
 //! tests; `PGBENCH` (default `/usr/bin/pgbench`).
@@ -18,6 +18,7 @@ mod ingest;
 mod lapin_loop;
 mod naive;
 mod plot;
+mod replay;
 mod setup;
 mod sync;
 
@@ -39,6 +40,8 @@ pub struct Options {
     pub seconds: u64,
     /// Workload seed.
     pub seed: u64,
+    /// Events per batch of the replay figure (the replay's default when 0).
+    pub replay_batch: i64,
 }
 
 impl Options {
@@ -50,6 +53,7 @@ impl Options {
             people: 0,
             seconds: 0,
             seed: 7,
+            replay_batch: 0,
         };
         let mut args = args.peekable();
         while let Some(arg) = args.next() {
@@ -68,6 +72,7 @@ impl Options {
                 "--people" => options.people = value("--people")?.parse()?,
                 "--seconds" => options.seconds = value("--seconds")?.parse()?,
                 "--seed" => options.seed = value("--seed")?.parse()?,
+                "--replay-batch" => options.replay_batch = value("--replay-batch")?.parse()?,
                 // cargo bench passes --bench to harness = false targets.
                 "--bench" => {}
                 other => bail!("unknown argument {other}"),
@@ -105,7 +110,7 @@ async fn main() -> anyhow::Result<()> {
                 figures.extend(measured.iter().flat_map(sync::Level::figures));
             }
             "async" => figures.extend(ingest::run(&options).await?),
-            _ => eprintln!("replay figure: measured by the replay bench, see BENCHMARKS.md"),
+            _ => figures.extend(replay::run(&options).await?),
         }
     }
     for figure in &figures {

@@ -23,6 +23,7 @@
 //! # What this module must not know
 //! How the inputs are sent (HTTP, AMQP) or where they go: it produces JSON bodies and paths.
 
+pub mod log;
 pub mod rng;
 
 use std::collections::HashMap;
@@ -258,6 +259,30 @@ impl Workload {
             .collect();
         Self {
             seed,
+            people,
+            by_referral,
+            community,
+        }
+    }
+
+    /// The people at positions `range` (clamped), as a workload of their own: the same
+    /// people, ids, requests and messages as in `self`, only fewer.
+    pub fn slice(&self, range: std::ops::Range<usize>) -> Workload {
+        let end = range.end.min(self.people.len());
+        let people: Vec<Person> = self.people[range.start.min(end)..end].to_vec();
+        let by_referral = people
+            .iter()
+            .enumerate()
+            .map(|(position, p)| (p.referral_id, position))
+            .collect();
+        let community = people
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| matches!(p.profile, Profile::Delivery | Profile::Ended))
+            .map(|(position, _)| position)
+            .collect();
+        Workload {
+            seed: self.seed,
             people,
             by_referral,
             community,

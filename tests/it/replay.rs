@@ -535,3 +535,48 @@ async fn replay_over_http_runs_in_the_background(pool: PgPool) {
     assert_eq!(status, StatusCode::FORBIDDEN);
     app.finish().await;
 }
+
+#[sqlx::test(migrator = "delius_bridge::engine::MIGRATOR")]
+async fn a_generated_log_projects_and_replays_equal(pool: PgPool) {
+    let workload = delius_bridge::workload::Workload::new(11, 300);
+    let mut slices = Vec::new();
+    let report = delius_bridge::workload::log::write_log(&pool, workload, 100, None, |people, events| {
+        slices.push((people, events))
+    })
+    .await
+    .unwrap();
+    assert_eq!(slices.len(), 3);
+    assert_eq!(report.outcomes[2..], [0, 0], "no generated message is rejected or fails");
+    assert!(report.outcomes[0] > 0);
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(stored as u64, report.events);
+    // The reference data is in the log once.
+    let duplicated: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM (SELECT aggregate_type, aggregate_id FROM events \
+         GROUP BY 1, 2, sequence HAVING count(*) > 1) d",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(duplicated, 0);
+    // The live projector takes it all; a full replay equals it.
+    let engine = crate::engine(pool.clone());
+    settle(&engine).await;
+    let people: i64 = sqlx::query_scalar("SELECT count(*) FROM delius.offender")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(people, 300);
+    let mix: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT event_type, count(*) FROM events GROUP BY 1 ORDER BY 1",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert!(mix.len() >= 10, "a mix of event types: {mix:?}");
+    crate::assert_replay_equals_live(&pool).await;
+    engine.shutdown().await;
+}
