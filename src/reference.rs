@@ -88,7 +88,12 @@ pub async fn rows_where(
         Backend::Postgres(pool) => {
             let key = projections::rows::table(table).map_or("code", |t| t.key);
             let rows: Vec<Value> = sqlx::query_scalar(&format!(
-                "SELECT to_jsonb(t) FROM delius.\"{table}\" t WHERE t.\"{column}\"::text = $1 ORDER BY t.\"{key}\""
+                // The text value is coerced to the column's own type (a constant for the
+                // planner), so that the column's index serves the lookup; `column::text = $1`
+                // would scan the table on every call.
+                "SELECT to_jsonb(t) FROM delius.\"{table}\" t \
+                 WHERE t.\"{column}\" = (json_populate_record(NULL::delius.\"{table}\", \
+                 json_build_object('{column}', $1::text))).\"{column}\" ORDER BY t.\"{key}\""
             ))
             .bind(value)
             .fetch_all(pool)

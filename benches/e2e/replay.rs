@@ -28,7 +28,7 @@ use crate::Options;
 const BATCH: i64 = projections::replay::DEFAULT_BATCH;
 
 pub async fn run(options: &Options) -> anyhow::Result<Vec<Figure>> {
-    let events_wanted: u64 = if options.quick { 50_000 } else { 1_000_000 };
+    let events_wanted: u64 = if options.quick { 40_000 } else { 1_000_000 };
     let db = Database::create("replay", 8).await?;
     delius_bridge::engine::MIGRATOR.run(&db.pool).await?;
     let outcome = measure(&db, options, events_wanted).await;
@@ -54,7 +54,9 @@ async fn measure(db: &Database, options: &Options, wanted: u64) -> anyhow::Resul
         started.elapsed(),
         generated.outcomes
     );
-    sqlx::query("VACUUM ANALYZE events").execute(&db.pool).await?;
+    sqlx::query("VACUUM ANALYZE events")
+        .execute(&db.pool)
+        .await?;
 
     let read = ordered_read(&db.pool).await?;
     eprintln!("replay: plain ordered read {read:.0} events/s");

@@ -82,7 +82,10 @@ async fn play_slice(
     let seed = slice.seed_file().context("the workload's seed file")?;
     crate::seed::load(&engine, &seed, "seed:workload").await?;
     for (i, request) in slice.sync_setup().into_iter().enumerate() {
-        let id = Uuid::new_v5(&Uuid::NAMESPACE_URL, format!("{}#{i}", request.path).as_bytes());
+        let id = Uuid::new_v5(
+            &Uuid::NAMESPACE_URL,
+            format!("{}#{i}", request.path).as_bytes(),
+        );
         let metadata = metadata(format!("http:{id}"));
         if request.path.ends_with("/referrals") {
             let body: wire::ReferralStarted = serde_json::from_value(request.body)?;
@@ -116,15 +119,19 @@ async fn play_slice(
         };
         outcomes[slot] += 1;
     }
-    let Backend::Memory { log, .. } = &engine.backend else {
-        anyhow::bail!("the generator plays on the embedded engine");
+    // The handlers hold the engine too: drop them so that the engine (and its projector
+    // task) can be shut down, not left polling beside the next slice's.
+    drop(handlers);
+    let events = match &engine.backend {
+        Backend::Memory { log, .. } => log
+            .read_after(projections::Checkpoint::default(), usize::MAX)
+            .map_err(|e| anyhow::anyhow!("reading the slice's log: {e}"))?,
+        Backend::Postgres(_) => anyhow::bail!("the generator plays on the embedded engine"),
     };
-    let events = log
-        .read_after(projections::Checkpoint::default(), usize::MAX)
-        .map_err(|e| anyhow::anyhow!("reading the slice's log: {e}"))?;
-    if let Some(engine) = Arc::into_inner(engine) {
-        engine.shutdown().await;
-    }
+    Arc::into_inner(engine)
+        .context("the slice's engine is still shared")?
+        .shutdown()
+        .await;
     Ok(events)
 }
 

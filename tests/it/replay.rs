@@ -540,13 +540,18 @@ async fn replay_over_http_runs_in_the_background(pool: PgPool) {
 async fn a_generated_log_projects_and_replays_equal(pool: PgPool) {
     let workload = delius_bridge::workload::Workload::new(11, 300);
     let mut slices = Vec::new();
-    let report = delius_bridge::workload::log::write_log(&pool, workload, 100, None, |people, events| {
-        slices.push((people, events))
-    })
-    .await
-    .unwrap();
+    let report =
+        delius_bridge::workload::log::write_log(&pool, workload, 100, None, |people, events| {
+            slices.push((people, events))
+        })
+        .await
+        .unwrap();
     assert_eq!(slices.len(), 3);
-    assert_eq!(report.outcomes[2..], [0, 0], "no generated message is rejected or fails");
+    assert_eq!(
+        report.outcomes[2..],
+        [0, 0],
+        "no generated message is rejected or fails"
+    );
     assert!(report.outcomes[0] > 0);
     let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
         .fetch_one(&pool)
@@ -570,12 +575,11 @@ async fn a_generated_log_projects_and_replays_equal(pool: PgPool) {
         .await
         .unwrap();
     assert_eq!(people, 300);
-    let mix: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT event_type, count(*) FROM events GROUP BY 1 ORDER BY 1",
-    )
-    .fetch_all(&pool)
-    .await
-    .unwrap();
+    let mix: Vec<(String, i64)> =
+        sqlx::query_as("SELECT event_type, count(*) FROM events GROUP BY 1 ORDER BY 1")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
     assert!(mix.len() >= 10, "a mix of event types: {mix:?}");
     crate::assert_replay_equals_live(&pool).await;
     engine.shutdown().await;
