@@ -105,6 +105,15 @@ fn peak_rss_kb(pid: u32) -> Option<u64> {
         .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
+/// CPU seconds (user + system) process `pid` has used so far.
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which is in parentheses): state is field 3, utime 14.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
+}
+
 /// Runs `delius-bridge replay` on the database; returns (events/s, peak RSS MB, events).
 async fn replay_binary(db: &Database, batch: i64) -> anyhow::Result<(f64, f64, u64)> {
     let batch = batch.to_string();
@@ -126,9 +135,14 @@ async fn replay_binary(db: &Database, batch: i64) -> anyhow::Result<(f64, f64, u
         .context("starting delius-bridge replay")?;
     let pid = child.id().context("replay pid")?;
     let mut peak_kb = 0;
+    let mut cpu = 0.0f64;
+    let started = Instant::now();
     let status = loop {
         if let Some(kb) = peak_rss_kb(pid) {
             peak_kb = peak_kb.max(kb);
+        }
+        if let Some(seconds) = cpu_seconds(pid) {
+            cpu = cpu.max(seconds);
         }
         tokio::select! {
             status = child.wait() => break status?,
@@ -141,6 +155,13 @@ async fn replay_binary(db: &Database, batch: i64) -> anyhow::Result<(f64, f64, u
         out.read_to_string(&mut stdout).await?;
     }
     anyhow::ensure!(status.success(), "replay failed: {stdout}");
+    if let Some(time) = stdout.lines().find(|l| l.starts_with("time:")) {
+        eprintln!("replay: {time}");
+    }
+    eprintln!(
+        "replay: the replay process used {cpu:.1} s of CPU in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
     // "replayed delius: N events in S s (R events/s), kept in schema …"
     let number_before = |marker: &str| -> Option<f64> {
         let end = stdout.find(marker)?;

@@ -262,13 +262,30 @@ impl PgSink {
     }
 }
 
+/// Where the time of [`project_events`] went: decoding and projecting (CPU, this process) and
+/// writing (the database round trips of the sink).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ProjectTimings {
+    pub decode_and_project: std::time::Duration,
+    pub write: std::time::Duration,
+}
+
+impl std::ops::AddAssign for ProjectTimings {
+    fn add_assign(&mut self, other: Self) {
+        self.decode_and_project += other.decode_and_project;
+        self.write += other.write;
+    }
+}
+
 /// Projects `events` (already in global order) into `schema` through `sink`'s staging.
 pub async fn project_events(
     conn: &mut PgConnection,
     sink: &mut PgSink,
     events: &[RecordedEvent],
-) -> Result<(), ProjectionError> {
+) -> Result<ProjectTimings, ProjectionError> {
+    let mut timings = ProjectTimings::default();
     for event in events {
+        let started = std::time::Instant::now();
         let decoded = event.decode()?;
         let metadata = event.metadata()?;
         let stamp = Stamp {
@@ -276,11 +293,18 @@ pub async fn project_events(
             at: metadata.received_at,
             user: metadata.actor,
         };
-        for change in crate::delius::project(&decoded) {
+        let changes = crate::delius::project(&decoded);
+        timings.decode_and_project += started.elapsed();
+        for change in changes {
+            let staged = std::time::Instant::now();
             sink.push(conn, rows::stamp(change, &stamp)).await?;
+            timings.write += staged.elapsed();
         }
     }
-    sink.flush(conn).await
+    let started = std::time::Instant::now();
+    sink.flush(conn).await?;
+    timings.write += started.elapsed();
+    Ok(timings)
 }
 
 /// A projector's checkpoint as stored.

@@ -25,7 +25,9 @@ use chrono::{DateTime, Utc};
 use sqlx::{Acquire, PgConnection, PgPool, Row};
 use uuid::Uuid;
 
-use crate::postgres::{identifier, project_events, read_events_after, PgSink, ProjectionError};
+use crate::postgres::{
+    identifier, project_events, read_events_after, PgSink, ProjectTimings, ProjectionError,
+};
 use crate::rows::TABLES;
 use crate::Checkpoint;
 
@@ -174,6 +176,21 @@ pub struct ReplayReport {
     pub swapped: bool,
     pub checkpoint: Checkpoint,
     pub elapsed: Duration,
+    /// Where the time went (this invocation).
+    pub timings: ReplayTimings,
+}
+
+/// Where a rebuild's time went.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReplayTimings {
+    /// Reading batches of the log.
+    pub read: Duration,
+    /// Decoding and projecting events (CPU in this process), and writing the rows.
+    pub project: ProjectTimings,
+    /// Building the secondary indexes and unique constraints.
+    pub indexes: Duration,
+    /// The final catch-up and swap transaction.
+    pub swap: Duration,
 }
 
 /// A run as recorded in `replay_run` (`GET /admin/replay/{runId}` answers it).
@@ -427,17 +444,20 @@ async fn rebuild(
     let resumed_at = applied as u64;
     let mut done = resumed_at;
     progress.start(target, done, total.max(applied) as u64);
+    let mut timings = ReplayTimings::default();
     loop {
         let mut tx = conn.begin().await?;
+        let read = Instant::now();
         let events =
             read_events_after(&mut tx, checkpoint, request.batch_size, request.until).await?;
+        timings.read += read.elapsed();
         let Some(last) = events.last() else {
             tx.commit().await?;
             break;
         };
         let next = Checkpoint::of(last);
         let mut sink = PgSink::new(target)?;
-        project_events(&mut tx, &mut sink, &events).await?;
+        timings.project += project_events(&mut tx, &mut sink, &events).await?;
         save_run_checkpoint(&mut tx, target, next, events.len() as i64).await?;
         tx.commit().await?;
         checkpoint = next;
@@ -448,15 +468,19 @@ async fn rebuild(
         }
     }
     progress.phase("indexes");
+    let indexes = Instant::now();
     {
         let mut tx = conn.begin().await?;
         build_indexes(&mut tx, &request.projection, target).await?;
         tx.commit().await?;
     }
+    timings.indexes = indexes.elapsed();
     let swapped = request.swaps();
     if swapped {
         progress.phase("swap");
+        let swapping = Instant::now();
         let (caught_up, events) = swap(conn, request, target, checkpoint, done).await?;
+        timings.swap = swapping.elapsed();
         checkpoint = caught_up;
         done += events;
         progress.advance(done);
@@ -477,6 +501,7 @@ async fn rebuild(
         swapped,
         checkpoint,
         elapsed: started.elapsed(),
+        timings,
     })
 }
 
