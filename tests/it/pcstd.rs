@@ -502,6 +502,39 @@ async fn repeated_out_of_order_and_future_movements_change_nothing(pool: PgPool)
     crate::settle(&world.h.engine).await;
     assert_eq!(world.h.checksums().await, before, "Delius is unchanged");
     assert_eq!(world.h.dead_letter_count().await, 0);
+    // Support staff see it all in the person's audit timeline: the custody stream (found by
+    // the offender id), the release, and each ignored repeat with its name.
+    let crn: String = sqlx::query_scalar("SELECT crn FROM delius.offender WHERE offender_id = 100")
+        .fetch_one(&world.h.pool)
+        .await
+        .unwrap();
+    let timeline = delius_bridge::audit::case_timeline(
+        &world.h.engine.backend,
+        &delius_bridge::amqp::handler::OutcomeLog::for_backend(&world.h.engine.backend),
+        &crn,
+    )
+    .await
+    .unwrap();
+    assert!(
+        timeline.streams.iter().any(|s| s.starts_with("Custody/")),
+        "{:?}",
+        timeline.streams
+    );
+    let json = serde_json::to_value(&timeline).unwrap();
+    let entries = json["entries"].as_array().unwrap();
+    let released = entries
+        .iter()
+        .find(|e| e["eventType"] == "Released")
+        .expect("the release is on the timeline");
+    assert_eq!(released["messageId"], id);
+    assert!(released["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| r["table"] == "release"));
+    assert!(entries.iter().any(|e| e["kind"] == "outcome"
+        && e["name"] == "UnableToRelease+PrisonerStatusCorrect+PrisonerLocationCorrect"
+        && e["messageId"] == again.as_str()));
     world.h.finish().await;
 }
 
