@@ -110,13 +110,18 @@ enum Pending {
     Delete,
 }
 
+type Staged = BTreeMap<(&'static str, Key), Pending>;
+
 /// Stages row changes and writes them in bulk: one statement per table, kind and column set
 /// (`jsonb_populate_recordset`). Changes to one row merge exactly as if applied one by one;
-/// where they cannot, the batch is flushed first.
+/// where they cannot, the staged set is sealed and a new one started, and [`PgSink::flush`]
+/// writes the sealed sets in order. Staging needs no connection, so a batch can be staged
+/// while the previous one is being written.
 #[derive(Debug)]
 pub struct PgSink {
     schema: String,
-    staged: BTreeMap<(&'static str, Key), Pending>,
+    sealed: Vec<Staged>,
+    staged: Staged,
 }
 
 fn merge(into: &mut Map<String, Value>, from: Map<String, Value>) {
@@ -133,24 +138,21 @@ impl PgSink {
     pub fn new(schema: &str) -> Result<Self, ProjectionError> {
         Ok(Self {
             schema: identifier(schema)?.to_string(),
+            sealed: Vec::new(),
             staged: BTreeMap::new(),
         })
     }
 
-    /// Stages one stamped change, flushing first when it cannot merge with a staged one.
-    pub async fn push(
-        &mut self,
-        conn: &mut PgConnection,
-        change: RowChange,
-    ) -> Result<(), ProjectionError> {
+    /// Stages one stamped change, sealing the staged set first when it cannot merge with it.
+    pub fn stage(&mut self, change: RowChange) {
         let slot = (change.table(), change.key().clone());
-        let needs_flush = matches!(
+        let needs_seal = matches!(
             (self.staged.get(&slot), &change),
             (Some(Pending::Update(_)), RowChange::Upsert { .. })
                 | (Some(Pending::Delete), RowChange::Upsert { .. })
         );
-        if needs_flush {
-            self.flush(conn).await?;
+        if needs_seal {
+            self.sealed.push(std::mem::take(&mut self.staged));
         }
         let pending = match (self.staged.remove(&slot), change) {
             (_, RowChange::Delete { .. }) => Pending::Delete,
@@ -166,18 +168,25 @@ impl PgSink {
                 merge(&mut staged, values);
                 Pending::Update(staged)
             }
-            // Flushed above: nothing is staged for this row any more.
+            // Sealed above: nothing is staged for this row any more.
             (Some(_), RowChange::Upsert { values, .. }) => Pending::Upsert(values),
         };
         self.staged.insert(slot, pending);
-        Ok(())
     }
 
-    /// Writes everything staged.
+    /// Writes everything staged, the sealed sets first, in order.
     pub async fn flush(&mut self, conn: &mut PgConnection) -> Result<(), ProjectionError> {
+        for set in std::mem::take(&mut self.sealed) {
+            self.write(conn, set).await?;
+        }
+        let staged = std::mem::take(&mut self.staged);
+        self.write(conn, staged).await
+    }
+
+    async fn write(&self, conn: &mut PgConnection, set: Staged) -> Result<(), ProjectionError> {
         type Groups = BTreeMap<(&'static str, u8, Vec<String>), Vec<Value>>;
         let mut groups: Groups = BTreeMap::new();
-        for ((table, key), pending) in std::mem::take(&mut self.staged) {
+        for ((table, key), pending) in set {
             let def =
                 rows::table(table).ok_or_else(|| ProjectionError::Identifier(table.into()))?;
             match pending {
@@ -277,15 +286,9 @@ impl std::ops::AddAssign for ProjectTimings {
     }
 }
 
-/// Projects `events` (already in global order) into `schema` through `sink`'s staging.
-pub async fn project_events(
-    conn: &mut PgConnection,
-    sink: &mut PgSink,
-    events: &[RecordedEvent],
-) -> Result<ProjectTimings, ProjectionError> {
-    let mut timings = ProjectTimings::default();
+/// Decodes and projects `events` (already in global order) into `sink`'s staging; no I/O.
+pub fn stage_events(sink: &mut PgSink, events: &[RecordedEvent]) -> Result<(), ProjectionError> {
     for event in events {
-        let started = std::time::Instant::now();
         let decoded = event.decode()?;
         let metadata = event.metadata()?;
         let stamp = Stamp {
@@ -293,18 +296,28 @@ pub async fn project_events(
             at: metadata.received_at,
             user: metadata.actor,
         };
-        let changes = crate::delius::project(&decoded);
-        timings.decode_and_project += started.elapsed();
-        for change in changes {
-            let staged = std::time::Instant::now();
-            sink.push(conn, rows::stamp(change, &stamp)).await?;
-            timings.write += staged.elapsed();
+        for change in crate::delius::project(&decoded) {
+            sink.stage(rows::stamp(change, &stamp));
         }
     }
+    Ok(())
+}
+
+/// Projects `events` (already in global order) into `sink`'s schema: stages, then writes.
+pub async fn project_events(
+    conn: &mut PgConnection,
+    sink: &mut PgSink,
+    events: &[RecordedEvent],
+) -> Result<ProjectTimings, ProjectionError> {
+    let started = std::time::Instant::now();
+    stage_events(sink, events)?;
+    let decode_and_project = started.elapsed();
     let started = std::time::Instant::now();
     sink.flush(conn).await?;
-    timings.write += started.elapsed();
-    Ok(timings)
+    Ok(ProjectTimings {
+        decode_and_project,
+        write: started.elapsed(),
+    })
 }
 
 /// A projector's checkpoint as stored.

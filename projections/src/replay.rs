@@ -26,7 +26,8 @@ use sqlx::{Acquire, PgConnection, PgPool, Row};
 use uuid::Uuid;
 
 use crate::postgres::{
-    identifier, project_events, read_events_after, PgSink, ProjectTimings, ProjectionError,
+    identifier, project_events, read_events_after, stage_events, PgSink, ProjectTimings,
+    ProjectionError,
 };
 use crate::rows::TABLES;
 use crate::Checkpoint;
@@ -139,6 +140,9 @@ pub enum ReplayError {
     /// Another rebuild of the same target is running.
     #[error("a rebuild into {0:?} is already running")]
     Busy(String),
+    /// The task writing the batches stopped without an answer (it panicked or was cancelled).
+    #[error("the batch writer stopped: {0}")]
+    Writer(String),
 }
 
 impl From<sqlx::Error> for ReplayError {
@@ -269,6 +273,7 @@ pub fn swap_lock_key(projection: &str) -> String {
 /// Dropping it releases the lock (its connection closes).
 #[derive(Debug)]
 pub struct PreparedReplay {
+    pool: PgPool,
     conn: PgConnection,
     request: ReplayRequest,
     target: String,
@@ -298,6 +303,7 @@ pub async fn prepare(
     }
     let (run_id, checkpoint, applied, schema_ready) = prepare_run(&mut conn, request).await?;
     Ok(PreparedReplay {
+        pool: pool.clone(),
         conn,
         request: request.clone(),
         target,
@@ -407,6 +413,7 @@ async fn rebuild(
 ) -> Result<ReplayReport, ReplayError> {
     let started = Instant::now();
     let PreparedReplay {
+        pool,
         conn,
         request,
         target,
@@ -445,27 +452,58 @@ async fn rebuild(
     let mut done = resumed_at;
     progress.start(target, done, total.max(applied) as u64);
     let mut timings = ReplayTimings::default();
+    // Two stages that overlap: this task reads and stages batch N + 1 while a writer task
+    // commits batch N (rows and run checkpoint in one transaction) on its own connection. At
+    // most two batches are in memory.
+    let mut writer = Some(pool.acquire().await?);
+    let mut in_flight: Option<(WriteTask, u64)> = None;
     loop {
-        let mut tx = conn.begin().await?;
         let read = Instant::now();
         let events =
-            read_events_after(&mut tx, checkpoint, request.batch_size, request.until).await?;
+            read_events_after(&mut *conn, checkpoint, request.batch_size, request.until).await?;
         timings.read += read.elapsed();
-        let Some(last) = events.last() else {
-            tx.commit().await?;
+        let next = events.last().map(Checkpoint::of);
+        let count = events.len() as u64;
+        let staged = match next {
+            Some(_) => {
+                let staging = Instant::now();
+                let mut sink = PgSink::new(target)?;
+                stage_events(&mut sink, &events)?;
+                timings.project.decode_and_project += staging.elapsed();
+                Some(sink)
+            }
+            None => None,
+        };
+        drop(events);
+        if let Some((task, written)) = in_flight.take() {
+            let (connection, write_time) = task
+                .await
+                .map_err(|e| ReplayError::Writer(e.to_string()))??;
+            timings.project.write += write_time;
+            writer = Some(connection);
+            done += written;
+            progress.advance(done);
+            if !request.throttle.is_zero() {
+                tokio::time::sleep(request.throttle).await;
+            }
+        }
+        let (Some(sink), Some(next)) = (staged, next) else {
             break;
         };
-        let next = Checkpoint::of(last);
-        let mut sink = PgSink::new(target)?;
-        timings.project += project_events(&mut tx, &mut sink, &events).await?;
-        save_run_checkpoint(&mut tx, target, next, events.len() as i64).await?;
-        tx.commit().await?;
+        let connection = writer
+            .take()
+            .ok_or_else(|| ReplayError::Writer("no writer connection".into()))?;
+        in_flight = Some((
+            tokio::spawn(write_batch(
+                connection,
+                sink,
+                target.to_string(),
+                next,
+                count,
+            )),
+            count,
+        ));
         checkpoint = next;
-        done += events.len() as u64;
-        progress.advance(done);
-        if !request.throttle.is_zero() {
-            tokio::time::sleep(request.throttle).await;
-        }
     }
     progress.phase("indexes");
     let indexes = Instant::now();
@@ -503,6 +541,27 @@ async fn rebuild(
         elapsed: started.elapsed(),
         timings,
     })
+}
+
+type WriteTask = tokio::task::JoinHandle<
+    Result<(sqlx::pool::PoolConnection<sqlx::Postgres>, Duration), ProjectionError>,
+>;
+
+/// Writes one staged batch and the run's checkpoint in one transaction; gives the connection
+/// back with the time it took.
+async fn write_batch(
+    mut connection: sqlx::pool::PoolConnection<sqlx::Postgres>,
+    mut sink: PgSink,
+    target: String,
+    next: Checkpoint,
+    count: u64,
+) -> Result<(sqlx::pool::PoolConnection<sqlx::Postgres>, Duration), ProjectionError> {
+    let started = Instant::now();
+    let mut tx = connection.begin().await?;
+    sink.flush(&mut tx).await?;
+    save_run_checkpoint(&mut tx, &target, next, count as i64).await?;
+    tx.commit().await?;
+    Ok((connection, started.elapsed()))
 }
 
 async fn save_run_checkpoint(

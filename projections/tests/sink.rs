@@ -116,7 +116,7 @@ async fn batched_writes_equal_one_by_one(pool: PgPool) {
             let mut tx = conn.begin().await.unwrap();
             let mut sink = PgSink::new("delius").unwrap();
             for c in batch {
-                sink.push(&mut tx, c.clone()).await.unwrap();
+                sink.stage(c.clone());
             }
             sink.flush(&mut tx).await.unwrap();
             tx.commit().await.unwrap();

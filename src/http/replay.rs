@@ -72,7 +72,7 @@ impl From<ReplayError> for ApiError {
             ReplayError::Projection(projections::postgres::ProjectionError::Identifier(_)) => {
                 ApiError::bad_request("invalid_request", error.to_string())
             }
-            ReplayError::Projection(_) => ApiError::internal(error),
+            ReplayError::Projection(_) | ReplayError::Writer(_) => ApiError::internal(error),
         }
     }
 }
