@@ -276,3 +276,82 @@ async fn the_audit_command_prints_a_table_or_json(pool: PgPool) {
     );
     app.finish().await;
 }
+
+/// The embedded default answers the same timeline from its in-memory log (same streams, same
+/// events and rows), and a row audit there is a clear 501.
+#[tokio::test]
+async fn the_embedded_default_audits_from_its_in_memory_log() {
+    let state = crate::auth::state();
+    let engine = state.engine.clone();
+    delius_bridge::seed::load(&engine, &crate::demo_seed(), "seed:test")
+        .await
+        .unwrap();
+    let body: delius_bridge::crs::wire::ReferralStarted =
+        serde_json::from_value(crate::crs::referral()).unwrap();
+    let metadata = projections::Metadata {
+        message_id: "http:memory".into(),
+        correlation_id: "memory".into(),
+        causation_id: None,
+        source: projections::Source::Http,
+        actor: "test-user".into(),
+        received_at: chrono::Utc::now(),
+    };
+    delius_bridge::crs::start_referral(&engine, CRN, &body, &metadata)
+        .await
+        .unwrap();
+    crate::settle(&engine).await;
+    let router = delius_bridge::http::router(state);
+    let call = |uri: String| send(&router, "GET", uri);
+    let (status, timeline) = call(format!("/audit/cases/{CRN}")).await;
+    assert_eq!(status, StatusCode::OK, "{timeline}");
+    // No appointment was booked, so no Diary stream.
+    assert_eq!(
+        timeline["streams"],
+        json!([
+            format!("Case/{CRN}"),
+            format!("PomAllocation/{CRN}"),
+            format!("Referral/{}", crate::crs::REFERRAL)
+        ])
+    );
+    let summary = summary(&timeline);
+    assert!(
+        summary
+            .iter()
+            .any(|l| l.starts_with("ReferralStarted v1.0 on Referral from http")),
+        "{summary:?}"
+    );
+    let (status, body) = call("/audit/rows/contact/10000000".into()).await;
+    assert_eq!(status, StatusCode::NOT_IMPLEMENTED, "{body}");
+    assert_eq!(body["code"], "unavailable_on_embedded");
+    let (status, _) = call("/audit/cases/Z999999".into()).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    // Replay needs the durable log.
+    let (status, body) = send(&router, "POST", "/admin/replay".into()).await;
+    assert_eq!(status, StatusCode::NOT_IMPLEMENTED, "{body}");
+    assert_eq!(body["code"], "unavailable_on_embedded");
+}
+
+/// `method uri` with an admin token (and an empty JSON object as the body of a POST).
+async fn send(router: &axum::Router, method: &str, uri: String) -> (StatusCode, Value) {
+    use tower::ServiceExt;
+    let request = axum::http::Request::builder()
+        .method(method)
+        .uri(uri)
+        .header(
+            "authorization",
+            format!("Bearer {}", crate::auth::token(&[ADMIN])),
+        )
+        .header("content-type", "application/json")
+        .body(axum::body::Body::from(if method == "POST" {
+            "{}"
+        } else {
+            ""
+        }))
+        .unwrap();
+    let response = router.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    (status, serde_json::from_slice::<Value>(&bytes).unwrap())
+}
