@@ -222,22 +222,14 @@ fn person_streams(events: &[RecordedEvent], crn: &str) -> BTreeSet<(String, Stri
         .collect()
 }
 
-/// Every event of the backend's log in global order (the embedded default only).
-fn all_memory_events(backend: &Backend) -> Result<Vec<RecordedEvent>, AuditError> {
-    match backend {
-        Backend::Memory { log, .. } => log
-            .read_after(projections::Checkpoint::default(), usize::MAX)
-            .map_err(|e| AuditError::Store(e.to_string())),
-        Backend::Postgres(_) => Ok(Vec::new()),
-    }
-}
-
 /// The person's events in global order, on either backend.
 async fn person_events(backend: &Backend, crn: &str) -> Result<Vec<RecordedEvent>, AuditError> {
     match backend {
         Backend::Postgres(pool) => person_events_pg(pool, crn).await,
-        Backend::Memory { .. } => {
-            let all = all_memory_events(backend)?;
+        Backend::Memory { log, .. } => {
+            let all = log
+                .read_after(projections::Checkpoint::default(), usize::MAX)
+                .map_err(|e| AuditError::Store(e.to_string()))?;
             let streams = person_streams(&all, crn);
             Ok(all
                 .into_iter()
@@ -343,19 +335,18 @@ fn touching(
 /// person's streams.
 pub async fn row_audit(pool: &PgPool, table: &str, key: &str) -> Result<RowAudit, AuditError> {
     let (def, key) = parse_key(table, key)?;
+    // The key bound with its own type, so that the primary key serves the lookup.
     let sql = format!(
-        "SELECT to_jsonb(t) FROM delius.\"{name}\" t WHERE t.\"{column}\"::text = $1",
+        "SELECT to_jsonb(t) FROM delius.\"{name}\" t WHERE t.\"{column}\" = $1",
         name = def.name,
         column = def.key
     );
-    let key_text = match &key {
-        Key::Id(id) => id.to_string(),
-        Key::Code(code) => code.clone(),
+    let query = sqlx::query_scalar(&sql);
+    let (query, key_text) = match &key {
+        Key::Id(id) => (query.bind(*id), id.to_string()),
+        Key::Code(code) => (query.bind(code.clone()), code.clone()),
     };
-    let row: Option<Value> = sqlx::query_scalar(&sql)
-        .bind(&key_text)
-        .fetch_optional(pool)
-        .await?;
+    let row: Option<Value> = query.fetch_optional(pool).await?;
     let last_position = row
         .as_ref()
         .and_then(|r| r.get("last_event_position"))
