@@ -274,6 +274,24 @@ async fn the_audit_command_prints_a_table_or_json(pool: PgPool) {
         stderr.contains("nothing is recorded for CRN Z999999"),
         "{stderr}"
     );
+    // Without a database there is no log to audit or replay: a clear error, not the embedded
+    // default.
+    for args in [
+        &["audit", "--crn", CRN][..],
+        &["replay", "--projection", "delius"][..],
+    ] {
+        let output = Command::new(env!("CARGO_BIN_EXE_delius-bridge"))
+            .args(args)
+            .env_remove("DATABASE_URL")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{args:?}");
+        assert!(
+            stderr.contains(&format!("{} needs DATABASE_URL", args[0])),
+            "{stderr}"
+        );
+    }
     app.finish().await;
 }
 
