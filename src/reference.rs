@@ -119,6 +119,91 @@ pub async fn rows_where(
     }
 }
 
+/// One lookup of a batch ([`lookup_many`]): the rows of `table` whose text column `column` is
+/// one of `values`.
+#[derive(Debug, Clone)]
+pub struct Lookup<'a> {
+    pub table: &'a str,
+    pub column: &'a str,
+    pub values: Vec<String>,
+}
+
+impl<'a> Lookup<'a> {
+    /// The rows of `table` whose `column` is one of `values`.
+    pub fn new<V: ToString>(
+        table: &'a str,
+        column: &'a str,
+        values: impl IntoIterator<Item = V>,
+    ) -> Self {
+        Self {
+            table,
+            column,
+            values: values.into_iter().map(|v| v.to_string()).collect(),
+        }
+    }
+}
+
+/// Several lookups in one round trip: for each lookup, in its order, its rows in key order.
+/// The columns must be text (`code`, `nomis_code`, `institution_code`…): the values are bound
+/// as one `text[]` per lookup, which each column's index serves. On the embedded default each
+/// lookup is answered as [`row`] (by `code`, with the migration's national codes) or
+/// [`rows_where`] would answer it.
+pub async fn lookup_many(
+    engine: &Engine,
+    lookups: &[Lookup<'_>],
+) -> Result<Vec<Vec<Map<String, Value>>>, sqlx::Error> {
+    let mut found = vec![Vec::new(); lookups.len()];
+    match &engine.backend {
+        Backend::Postgres(pool) => {
+            let mut branches = Vec::new();
+            for (i, lookup) in lookups.iter().enumerate() {
+                if lookup.values.is_empty() {
+                    continue;
+                }
+                let table =
+                    identifier(lookup.table).map_err(|e| sqlx::Error::Protocol(e.to_string()))?;
+                let column =
+                    identifier(lookup.column).map_err(|e| sqlx::Error::Protocol(e.to_string()))?;
+                let key = projections::rows::table(table).map_or("code", |t| t.key);
+                branches.push(format!(
+                    "SELECT {i} AS lookup, to_jsonb(t) AS row, \
+                     row_number() OVER (ORDER BY t.\"{key}\") AS place \
+                     FROM delius.\"{table}\" t WHERE t.\"{column}\" = ANY(${}::text[])",
+                    branches.len() + 1
+                ));
+            }
+            if branches.is_empty() {
+                return Ok(found);
+            }
+            let sql = format!("{} ORDER BY lookup, place", branches.join(" UNION ALL "));
+            let mut query = sqlx::query_as::<_, (i32, Value)>(&sql);
+            for lookup in lookups.iter().filter(|l| !l.values.is_empty()) {
+                query = query.bind(&lookup.values);
+            }
+            for (i, row) in query.fetch_all(pool).await? {
+                if let (Value::Object(map), Some(rows)) = (row, found.get_mut(i as usize)) {
+                    rows.push(map);
+                }
+            }
+        }
+        Backend::Memory { .. } => {
+            for (lookup, rows) in lookups.iter().zip(found.iter_mut()) {
+                for value in &lookup.values {
+                    if lookup.column == "code" {
+                        rows.extend(row(engine, lookup.table, value).await?);
+                    } else {
+                        rows.extend(rows_where(engine, lookup.table, lookup.column, value).await?);
+                    }
+                }
+                let key = projections::rows::table(lookup.table).map_or("code", |t| t.key);
+                rows.sort_by_key(|row| row.get(key).map(text).unwrap_or_default());
+                rows.dedup();
+            }
+        }
+    }
+    Ok(found)
+}
+
 /// Every row of a `delius` table, in key order.
 pub async fn all_rows(
     engine: &Engine,

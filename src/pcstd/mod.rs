@@ -345,63 +345,81 @@ impl PrisonCustodyStatus {
         }))
     }
 
-    /// An institution by code with the prison area standing for it.
-    async fn institution(&self, code: &str) -> Result<Option<Institution>, HandlerOutcome> {
-        let db = |e: sqlx::Error| HandlerOutcome::failed(e.to_string());
-        let Some(row) = reference::row(&self.engine, "r_institution", code)
-            .await
-            .map_err(db)?
-        else {
-            return Ok(None);
-        };
-        self.institution_of(&row).await.map(Some)
-    }
-
-    async fn institution_of(
-        &self,
-        row: &serde_json::Map<String, serde_json::Value>,
-    ) -> Result<Institution, HandlerOutcome> {
-        let code = reference::string(row, "code").unwrap_or_default();
-        let prison_area_code =
-            reference::rows_where(&self.engine, "probation_area", "institution_code", &code)
-                .await
-                .map_err(|e| HandlerOutcome::failed(e.to_string()))?
-                .iter()
-                .find_map(|area| reference::string(area, "code"));
-        Ok(Institution {
-            description: reference::string(row, "description").unwrap_or_else(|| code.clone()),
-            nomis_code: reference::string(row, "nomis_code"),
-            immigration_removal_centre: reference::boolean(row, "immigration_removal_centre")
-                .unwrap_or(false),
-            secure_hospital: reference::boolean(row, "secure_hospital").unwrap_or(false),
-            probation_area_code: reference::string(row, "probation_area_code"),
-            prison_area_code,
-            code,
-        })
-    }
-
-    /// The prison the movement names, by NOMIS code.
-    async fn prison(&self, nomis_code: &str) -> Result<Option<Institution>, HandlerOutcome> {
-        let rows = reference::rows_where(&self.engine, "r_institution", "nomis_code", nomis_code)
-            .await
-            .map_err(|e| HandlerOutcome::failed(e.to_string()))?;
-        match rows.first() {
-            Some(row) => self.institution_of(row).await.map(Some),
-            None => Ok(None),
-        }
-    }
-
-    /// The reference data the rules read for this movement.
+    /// The reference data the rules read for this movement, in two round trips: the
+    /// institutions (the custodies', the placeholders and the prison received into), the recall
+    /// reasons and the described codes; then the institutions' prison areas and the recall
+    /// reasons' termination reasons.
     async fn reference(
         &self,
         movement: &Movement,
         person: &Person,
     ) -> Result<(Option<Institution>, MovementReference), HandlerOutcome> {
         let db = |e: sqlx::Error| HandlerOutcome::failed(e.to_string());
-        let prison = match &movement.prison {
-            Some(code) => self.prison(code).await?,
-            None => None,
+        let codes: BTreeSet<&str> = person
+            .custodies
+            .iter()
+            .filter_map(|c| c.institution_code.as_deref())
+            .chain(place::ALL.iter().copied())
+            .collect();
+        let mut lookups = vec![
+            reference::Lookup::new("r_institution", "code", codes.iter()),
+            reference::Lookup::new("r_institution", "nomis_code", movement.prison.iter()),
+            reference::Lookup::new("r_recall_reason", "code", RECALL_REASONS),
+        ];
+        lookups.extend(
+            DESCRIBED
+                .iter()
+                .map(|(table, codes)| reference::Lookup::new(table, "code", codes.iter())),
+        );
+        let found = reference::lookup_many(&self.engine, &lookups)
+            .await
+            .map_err(db)?;
+        let (institutions, prisons, recall_reasons) = (&found[0], &found[1], &found[2]);
+
+        let terminations: BTreeSet<String> = recall_reasons
+            .iter()
+            .filter_map(|row| reference::string(row, "termination_reason_code"))
+            .collect();
+        let institution_codes: BTreeSet<String> = institutions
+            .iter()
+            .chain(prisons.first())
+            .filter_map(|row| reference::string(row, "code"))
+            .collect();
+        let second = reference::lookup_many(
+            &self.engine,
+            &[
+                reference::Lookup::new("probation_area", "institution_code", &institution_codes),
+                reference::Lookup::new("r_termination_reason", "code", &terminations),
+            ],
+        )
+        .await
+        .map_err(db)?;
+        let (areas, termination_rows) = (&second[0], &second[1]);
+        // The first area (in code order) standing for each institution.
+        let mut prison_areas: BTreeMap<String, String> = BTreeMap::new();
+        for area in areas {
+            if let (Some(institution), Some(code)) = (
+                reference::string(area, "institution_code"),
+                reference::string(area, "code"),
+            ) {
+                prison_areas.entry(institution).or_insert(code);
+            }
+        }
+        let institution = |row: &serde_json::Map<String, serde_json::Value>| {
+            let code = reference::string(row, "code").unwrap_or_default();
+            Institution {
+                description: reference::string(row, "description").unwrap_or_else(|| code.clone()),
+                nomis_code: reference::string(row, "nomis_code"),
+                immigration_removal_centre: reference::boolean(row, "immigration_removal_centre")
+                    .unwrap_or(false),
+                secure_hospital: reference::boolean(row, "secure_hospital").unwrap_or(false),
+                probation_area_code: reference::string(row, "probation_area_code"),
+                prison_area_code: prison_areas.get(&code).cloned(),
+                code,
+            }
         };
+
+        let prison = prisons.first().map(institution);
         if movement.direction == Direction::Received && prison.is_none() {
             return Err(HandlerOutcome::rejected(format!(
                 "no Delius institution for the NOMIS prison {:?} the person was received into",
@@ -409,55 +427,43 @@ impl PrisonCustodyStatus {
             )));
         }
         let mut reference = MovementReference::default();
-        let codes: BTreeSet<&str> = person
-            .custodies
-            .iter()
-            .filter_map(|c| c.institution_code.as_deref())
-            .chain(place::ALL.iter().copied())
-            .collect();
         reference.institutions.extend(prison.clone());
-        for code in codes {
-            if prison.as_ref().is_some_and(|p| p.code == code) {
-                continue;
+        reference.institutions.extend(
+            institutions
+                .iter()
+                .map(institution)
+                .filter(|i| prison.as_ref().is_none_or(|p| p.code != i.code)),
+        );
+        let description_of = |row: &serde_json::Map<String, serde_json::Value>| {
+            reference::string(row, "description").unwrap_or_default()
+        };
+        for row in termination_rows {
+            if let Some(code) = reference::string(row, "code") {
+                reference
+                    .descriptions
+                    .insert(format!("r_termination_reason/{code}"), description_of(row));
             }
-            reference.institutions.extend(self.institution(code).await?);
         }
+        // In the order of RECALL_REASONS.
         for code in RECALL_REASONS {
-            if let Some(row) = reference::row(&self.engine, "r_recall_reason", code)
-                .await
-                .map_err(db)?
+            if let Some(row) = recall_reasons
+                .iter()
+                .find(|row| reference::string(row, "code").as_deref() == Some(*code))
             {
-                let termination = reference::string(&row, "termination_reason_code");
-                if let Some(termination) = &termination {
-                    if let Some(t) =
-                        reference::row(&self.engine, "r_termination_reason", termination)
-                            .await
-                            .map_err(db)?
-                    {
-                        reference.descriptions.insert(
-                            format!("r_termination_reason/{termination}"),
-                            reference::string(&t, "description").unwrap_or_default(),
-                        );
-                    }
-                }
                 reference.recall_reasons.push(RecallReason {
                     code: (*code).to_string(),
-                    description: reference::string(&row, "description")
+                    description: reference::string(row, "description")
                         .unwrap_or_else(|| (*code).to_string()),
-                    termination_reason_code: termination,
+                    termination_reason_code: reference::string(row, "termination_reason_code"),
                 });
             }
         }
-        for (table, codes) in DESCRIBED {
-            for code in *codes {
-                if let Some(row) = reference::row(&self.engine, table, code)
-                    .await
-                    .map_err(db)?
-                {
-                    reference.descriptions.insert(
-                        format!("{table}/{code}"),
-                        reference::string(&row, "description").unwrap_or_default(),
-                    );
+        for ((table, _), rows) in DESCRIBED.iter().zip(&found[3..]) {
+            for row in rows {
+                if let Some(code) = reference::string(row, "code") {
+                    reference
+                        .descriptions
+                        .insert(format!("{table}/{code}"), description_of(row));
                 }
             }
         }
@@ -484,24 +490,32 @@ impl PrisonCustodyStatus {
             wanted.insert(("staff", manager.staff_code.clone()));
         }
         wanted.insert(("staff", format!("{area}ALLU")));
+        const TABLES: [&str; 3] = ["probation_area", "team", "staff"];
+        let lookups: Vec<_> = TABLES
+            .iter()
+            .map(|table| {
+                let codes = wanted.iter().filter(|(t, _)| t == table).map(|(_, c)| c);
+                reference::Lookup::new(table, "code", codes)
+            })
+            .collect();
+        let found = reference::lookup_many(&self.engine, &lookups)
+            .await
+            .map_err(db)?;
         let mut names = BTreeMap::new();
-        for (table, code) in wanted {
-            let Some(row) = reference::row(&self.engine, table, &code)
-                .await
-                .map_err(db)?
-            else {
-                continue;
-            };
-            let name = if table == "staff" {
-                format!(
-                    "{} {}",
-                    reference::string(&row, "forename").unwrap_or_default(),
-                    reference::string(&row, "surname").unwrap_or_default()
-                )
-            } else {
-                reference::string(&row, "description").unwrap_or_default()
-            };
-            names.insert(format!("{table}/{code}"), name);
+        for (table, rows) in TABLES.iter().zip(&found) {
+            for row in rows {
+                let code = reference::string(row, "code").unwrap_or_default();
+                let name = if *table == "staff" {
+                    format!(
+                        "{} {}",
+                        reference::string(row, "forename").unwrap_or_default(),
+                        reference::string(row, "surname").unwrap_or_default()
+                    )
+                } else {
+                    reference::string(row, "description").unwrap_or_default()
+                };
+                names.insert(format!("{table}/{code}"), name);
+            }
         }
         Ok(names)
     }

@@ -14,6 +14,7 @@ mod harness;
 mod health;
 mod pcstd;
 mod projector;
+mod reference;
 mod replay;
 mod rm_events;
 mod seed;
