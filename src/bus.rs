@@ -26,6 +26,7 @@ use aggregates::referral::{Referral, ReferralCommand};
 use aggregates::{Services, Timed};
 use projections::Metadata;
 
+use crate::store::postgres::Recorded;
 use crate::store::{
     AppendBatch, AppendError, CommandOutcome, MemEventLog, NewEvent, PgEventLog, StoreError,
 };
@@ -266,20 +267,16 @@ impl Unit<'_> {
                     Err(_) => self.bus.load::<A>(aggregate_id).await?,
                 }
             }
-            None => {
-                if let Some(outcome) = self
-                    .bus
-                    .recorded_outcome::<A>(self.metadata, aggregate_id)
-                    .await?
-                {
+            None => match self.bus.load_for::<A>(self.metadata, aggregate_id).await? {
+                Err(outcome) => {
                     return Ok(UnitDecision {
                         reply: outcome.reply,
                         events: Vec::new(),
                         duplicate: true,
-                    });
+                    })
                 }
-                self.bus.load::<A>(aggregate_id).await?
-            }
+                Ok(loaded) => loaded,
+            },
         };
         let decided = self
             .bus
@@ -397,11 +394,16 @@ impl CommandBus {
         A::Command: Clone + Send + Sync,
     {
         for attempt in 1..=self.max_attempts {
-            if let Some(mut outcome) = self.recorded_outcome::<A>(metadata, aggregate_id).await? {
-                outcome.duplicate = true;
-                return Ok(outcome);
-            }
-            let decided = self.decide::<A>(aggregate_id, command.clone()).await?;
+            let (aggregate, sequence) = match self.load_for::<A>(metadata, aggregate_id).await? {
+                Err(mut outcome) => {
+                    outcome.duplicate = true;
+                    return Ok(outcome);
+                }
+                Ok(loaded) => loaded,
+            };
+            let decided = self
+                .decide_from::<A>(aggregate_id, aggregate, sequence, command.clone())
+                .await?;
             let batch = decided.batch(metadata);
             let appended = match &self.log {
                 EventLog::Postgres(log) => log.append(batch).await,
@@ -454,17 +456,6 @@ impl CommandBus {
         tokio::time::sleep(backoff(attempt)).await;
     }
 
-    /// Loads the aggregate, decides the command and serializes its events; writes nothing.
-    async fn decide<A: Routed>(
-        &self,
-        aggregate_id: &str,
-        command: A::Command,
-    ) -> Result<Decided<A>, BusError<A::Error>> {
-        let (aggregate, sequence) = self.load::<A>(aggregate_id).await?;
-        self.decide_from(aggregate_id, aggregate, sequence, command)
-            .await
-    }
-
     /// Decides the command on `aggregate` (at `sequence`) and serializes its events.
     async fn decide_from<A: Routed>(
         &self,
@@ -504,17 +495,29 @@ impl CommandBus {
         })
     }
 
-    async fn recorded_outcome<A: Routed>(
+    /// The outcome recorded for this message on the aggregate (`Err`: a redelivery), else the
+    /// aggregate rebuilt with its sequence; one round trip on PostgreSQL.
+    async fn load_for<A: Routed>(
         &self,
         metadata: &Metadata,
         aggregate_id: &str,
-    ) -> Result<Option<CommandOutcome>, StoreError> {
+    ) -> Result<Result<(A, usize), CommandOutcome>, StoreError> {
         match &self.log {
             EventLog::Postgres(log) => {
-                log.outcome(&metadata.message_id, A::TYPE, aggregate_id)
-                    .await
+                match log
+                    .load_unless_recorded(&metadata.message_id, A::TYPE, aggregate_id)
+                    .await?
+                {
+                    Recorded::Outcome(outcome) => Ok(Err(outcome)),
+                    Recorded::Events(events) => rehydrate::<A>(events).map(Ok),
+                }
             }
-            EventLog::Memory(log) => log.outcome(&metadata.message_id, A::TYPE, aggregate_id),
+            EventLog::Memory(log) => {
+                match log.outcome(&metadata.message_id, A::TYPE, aggregate_id)? {
+                    Some(outcome) => Ok(Err(outcome)),
+                    None => rehydrate::<A>(log.load(A::TYPE, aggregate_id)?).map(Ok),
+                }
+            }
         }
     }
 

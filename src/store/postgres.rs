@@ -1,4 +1,5 @@
-//! The PostgreSQL event log: loads through postgres-es's `PostgresEventRepository`, appends
+//! The PostgreSQL event log: loads through postgres-es's `PostgresEventRepository` (or, for a
+//! command under a message, with the message's recorded outcome in one query), appends
 //! events and the command-log row in one transaction of its own (postgres-es's `persist` owns
 //! its transaction and could not hold the command log).
 
@@ -9,6 +10,13 @@ use serde_json::Value;
 use sqlx::{PgPool, Row};
 
 use super::{AppendBatch, AppendError, CommandOutcome, StoreError, WrittenEvent};
+
+/// A message's recorded outcome on an aggregate, or the aggregate's events when there is none.
+#[derive(Debug)]
+pub enum Recorded {
+    Outcome(CommandOutcome),
+    Events(Vec<SerializedEvent>),
+}
 
 /// The event log in PostgreSQL.
 #[derive(Clone)]
@@ -39,23 +47,49 @@ impl PgEventLog {
         Ok(repository.get_events::<A>(id).await?)
     }
 
-    /// The recorded outcome of a message for an aggregate, if any.
-    pub async fn outcome(
+    /// What a command under a message needs, in one round trip: the outcome recorded for
+    /// this message on this aggregate if there is one (a redelivery: no events are read), else
+    /// the aggregate's stored events in sequence order.
+    pub async fn load_unless_recorded(
         &self,
         message_id: &str,
         aggregate_type: &str,
         aggregate_id: &str,
-    ) -> Result<Option<CommandOutcome>, StoreError> {
-        let outcome: Option<Value> = sqlx::query_scalar(
-            "SELECT outcome FROM command_log \
-             WHERE message_id = $1 AND aggregate_type = $2 AND aggregate_id = $3",
+    ) -> Result<Recorded, StoreError> {
+        let rows = sqlx::query(
+            "SELECT c.outcome, e.sequence, e.event_type, e.event_version, e.payload, e.metadata \
+             FROM (SELECT (SELECT outcome FROM command_log \
+                           WHERE message_id = $3 AND aggregate_type = $1 AND aggregate_id = $2) \
+                   AS outcome) c \
+             LEFT JOIN events e ON c.outcome IS NULL \
+                  AND e.aggregate_type = $1 AND e.aggregate_id = $2 \
+             ORDER BY e.sequence",
         )
-        .bind(message_id)
         .bind(aggregate_type)
         .bind(aggregate_id)
-        .fetch_optional(&self.pool)
+        .bind(message_id)
+        .fetch_all(&self.pool)
         .await?;
-        Ok(outcome.map(serde_json::from_value).transpose()?)
+        let mut events = Vec::with_capacity(rows.len());
+        for row in rows {
+            if let Some(outcome) = row.try_get::<Option<Value>, _>("outcome")? {
+                return Ok(Recorded::Outcome(serde_json::from_value(outcome)?));
+            }
+            let Some(sequence) = row.try_get::<Option<i64>, _>("sequence")? else {
+                continue;
+            };
+            events.push(SerializedEvent {
+                aggregate_id: aggregate_id.to_string(),
+                sequence: usize::try_from(sequence)
+                    .map_err(|e| StoreError::Database(sqlx::Error::Decode(Box::new(e))))?,
+                aggregate_type: aggregate_type.to_string(),
+                event_type: row.try_get("event_type")?,
+                event_version: row.try_get("event_version")?,
+                payload: row.try_get("payload")?,
+                metadata: row.try_get("metadata")?,
+            });
+        }
+        Ok(Recorded::Events(events))
     }
 
     /// Appends a command's events and its command-log row atomically.

@@ -12,6 +12,7 @@ mod bus;
 mod crs;
 mod harness;
 mod health;
+mod ids;
 mod pcstd;
 mod projector;
 mod reference;
