@@ -147,6 +147,18 @@ async fn real_path(
         .await?;
     let ids: Vec<String> = messages.iter().map(|m| m.message_id.clone()).collect();
 
+    if std::env::var_os("BENCH_PGSS_RESET").is_some() {
+        let _ = std::process::Command::new("psql")
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-U",
+                "postgres",
+                "-Atc",
+                "SELECT pg_stat_statements_reset()",
+            ])
+            .status();
+    }
     let before = handled_total();
     let started = Instant::now();
     let mut confirms = Vec::with_capacity(messages.len());

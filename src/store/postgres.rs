@@ -116,81 +116,86 @@ impl PgEventLog {
     }
 }
 
-/// Writes one batch inside `tx`.
+/// Writes one batch inside `tx`, in one statement: the events and the command-log row (whose
+/// outcome names the events' positions, taken from the insert itself).
 async fn append_in(
     tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
     batch: AppendBatch<'_>,
 ) -> Result<CommandOutcome, AppendError> {
     let metadata = serde_json::to_value(batch.metadata).map_err(StoreError::from)?;
-    let mut written = Vec::with_capacity(batch.events.len());
-    let mut transaction_id = None;
-    if !batch.events.is_empty() {
-        let first = batch.expected_sequence as i64 + 1;
-        let sequences: Vec<i64> = (first..first + batch.events.len() as i64).collect();
-        let types: Vec<&str> = batch.events.iter().map(|e| e.event_type.as_str()).collect();
-        let versions: Vec<&str> = batch
-            .events
-            .iter()
-            .map(|e| e.event_version.as_str())
-            .collect();
-        let payloads: Vec<Value> = batch.events.iter().map(|e| e.payload.clone()).collect();
-        let rows = sqlx::query(
-            "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) \
-             SELECT $1, $2, s, t, v, p::json, $7::json \
-             FROM unnest($3::bigint[], $4::text[], $5::text[], $6::jsonb[]) AS u(s, t, v, p) \
-             RETURNING sequence, global_position, transaction_id::text::bigint AS txid, event_type",
-        )
-        .bind(batch.aggregate_type)
-        .bind(batch.aggregate_id)
-        .bind(&sequences)
-        .bind(&types)
-        .bind(&versions)
-        .bind(&payloads)
-        .bind(&metadata)
-        .fetch_all(&mut **tx)
-        .await
-        .map_err(|e| classify(e, "events_pkey", AppendError::Conflict))?;
-        for row in rows {
-            transaction_id = Some(row.try_get::<i64, _>("txid").map_err(StoreError::from)?);
-            written.push(WrittenEvent {
-                sequence: row.try_get("sequence").map_err(StoreError::from)?,
-                global_position: row.try_get("global_position").map_err(StoreError::from)?,
-                event_type: row.try_get("event_type").map_err(StoreError::from)?,
-            });
-        }
-        written.sort_by_key(|e| e.sequence);
-    }
-    let outcome = CommandOutcome {
+    let first = batch.expected_sequence as i64 + 1;
+    let sequences: Vec<i64> = (first..first + batch.events.len() as i64).collect();
+    let types: Vec<&str> = batch.events.iter().map(|e| e.event_type.as_str()).collect();
+    let versions: Vec<&str> = batch
+        .events
+        .iter()
+        .map(|e| e.event_version.as_str())
+        .collect();
+    let payloads: Vec<&Value> = batch.events.iter().map(|e| &e.payload).collect();
+    let mut outcome = CommandOutcome {
         message_id: batch.metadata.message_id.clone(),
         aggregate_type: batch.aggregate_type.to_string(),
         aggregate_id: batch.aggregate_id.to_string(),
         command_type: batch.command_type.to_string(),
-        events: written,
-        transaction_id,
+        events: Vec::new(),
+        transaction_id: None,
         reply: batch.reply,
         duplicate: false,
     };
-    sqlx::query(
-        "INSERT INTO command_log (message_id, aggregate_type, aggregate_id, command_type, outcome, metadata) \
-         VALUES ($1, $2, $3, $4, $5, $6)",
+    // The command log's outcome is this one with `events` and `transaction_id` filled in by
+    // the statement (a data-modifying CTE runs whether or not the final SELECT reads it).
+    let rows = sqlx::query(
+        "WITH written AS ( \
+           INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) \
+           SELECT $1, $2, s, t, v, p::json, $7::json \
+           FROM unnest($3::bigint[], $4::text[], $5::text[], $6::jsonb[]) AS u(s, t, v, p) \
+           RETURNING sequence, global_position, transaction_id::text::bigint AS txid, event_type \
+         ), logged AS ( \
+           INSERT INTO command_log (message_id, aggregate_type, aggregate_id, command_type, outcome, metadata) \
+           SELECT $8, $1, $2, $9, $10::jsonb || jsonb_build_object( \
+                    'events', COALESCE((SELECT jsonb_agg(jsonb_build_object( \
+                        'sequence', sequence, 'global_position', global_position, \
+                        'event_type', event_type) ORDER BY sequence) FROM written), '[]'::jsonb), \
+                    'transaction_id', (SELECT max(txid) FROM written)), \
+                  $7::jsonb \
+           RETURNING 1 \
+         ) \
+         SELECT sequence, global_position, txid, event_type FROM written ORDER BY sequence",
     )
-    .bind(&outcome.message_id)
     .bind(batch.aggregate_type)
     .bind(batch.aggregate_id)
+    .bind(&sequences)
+    .bind(&types)
+    .bind(&versions)
+    .bind(&payloads)
+    .bind(&metadata)
+    .bind(&outcome.message_id)
     .bind(batch.command_type)
     .bind(serde_json::to_value(&outcome).map_err(StoreError::from)?)
-    .bind(&metadata)
-    .execute(&mut **tx)
+    .fetch_all(&mut **tx)
     .await
-    .map_err(|e| classify(e, "command_log_pkey", AppendError::Duplicate))?;
+    .map_err(classify)?;
+    for row in rows {
+        outcome.transaction_id = Some(row.try_get::<i64, _>("txid").map_err(StoreError::from)?);
+        outcome.events.push(WrittenEvent {
+            sequence: row.try_get("sequence").map_err(StoreError::from)?,
+            global_position: row.try_get("global_position").map_err(StoreError::from)?,
+            event_type: row.try_get("event_type").map_err(StoreError::from)?,
+        });
+    }
     Ok(outcome)
 }
 
-/// A unique violation of `constraint` becomes `as_error`; anything else is a store failure.
-fn classify(error: sqlx::Error, constraint: &str, as_error: AppendError) -> AppendError {
+/// A unique violation of the events' key is a concurrent writer (conflict); of the command
+/// log's, a redelivery recorded meanwhile (duplicate); anything else is a store failure.
+fn classify(error: sqlx::Error) -> AppendError {
     if let sqlx::Error::Database(db) = &error {
-        if db.is_unique_violation() && db.constraint() == Some(constraint) {
-            return as_error;
+        if db.is_unique_violation() {
+            match db.constraint() {
+                Some("events_pkey") => return AppendError::Conflict,
+                Some("command_log_pkey") => return AppendError::Duplicate,
+                _ => {}
+            }
         }
     }
     AppendError::Store(StoreError::Database(error))

@@ -63,6 +63,15 @@ async fn the_same_message_twice_writes_once(engine: Engine) {
     assert!(again.duplicate);
     assert_eq!(first.events, again.events);
     assert_eq!(first.events.len(), 1);
+    // The recorded outcome is the one the first delivery got, positions and all.
+    assert!(first.transaction_id.is_some());
+    assert_eq!(
+        delius_bridge::store::CommandOutcome {
+            duplicate: false,
+            ..again.clone()
+        },
+        first
+    );
     let (case, sequence) = engine.bus.load::<Case>("X999999").await.unwrap();
     assert_eq!(sequence, 1);
     assert_eq!(case.baseline.unwrap().person.surname, "Jones");
