@@ -478,14 +478,21 @@ pub async fn step(
     checkpoint: &mut Checkpoint,
 ) -> Result<usize, ProjectionError> {
     let mut tx = conn.begin().await?;
-    // A replay swapping rebuilt tables in holds this lock exclusively and moves the checkpoint:
-    // wait for it, then read the checkpoint afresh (a separate statement, so that its snapshot
-    // is taken after the wait).
-    sqlx::query("SELECT pg_advisory_xact_lock_shared(hashtext($1))")
-        .bind(crate::replay::swap_lock_key(&config.name))
-        .execute(&mut *tx)
-        .await?;
-    *checkpoint = load_checkpoint(&mut tx, &config.name).await?;
+    // A replay swapping rebuilt tables in holds the swap lock exclusively and moves the
+    // checkpoint: `projector_enter` (schema/0008) waits for the lock, then reads the checkpoint
+    // with a snapshot taken after the wait, in one round trip.
+    let row: Option<(i64, i64)> =
+        sqlx::query_as("SELECT transaction_id, global_position FROM projector_enter($1, $2)")
+            .bind(&config.name)
+            .bind(crate::replay::swap_lock_key(&config.name))
+            .fetch_optional(&mut *tx)
+            .await?;
+    *checkpoint = row.map_or_else(Checkpoint::default, |(transaction_id, global_position)| {
+        Checkpoint {
+            transaction_id,
+            global_position,
+        }
+    });
     let events = read_events_after(&mut tx, *checkpoint, config.batch_size, None).await?;
     let Some(last) = events.last() else {
         tx.commit().await?;
