@@ -214,6 +214,11 @@ impl PgSink {
                 }
             }
         }
+        // Deletes first, each on its own; then every insert and update of the set in one
+        // statement (a data-modifying CTE each): the set touches each row once, the schema has
+        // no foreign keys, and sibling sub-statements of one statement run on one snapshot,
+        // so one statement writes what they would one after the other, in one round trip.
+        let mut combined: Vec<(String, Value)> = Vec::new();
         for ((table, kind, columns), rows) in groups {
             let def =
                 rows::table(table).ok_or_else(|| ProjectionError::Identifier(table.into()))?;
@@ -223,11 +228,18 @@ impl PgSink {
                 identifier(column)?;
             }
             let quoted: Vec<String> = columns.iter().map(|c| format!("\"{c}\"")).collect();
+            let param = format!("${}", combined.len() + 1);
             let sql = match kind {
-                0 => format!(
-                    "DELETE FROM {target} t USING jsonb_populate_recordset(NULL::{target}, $1) r \
-                     WHERE t.\"{key}\" = r.\"{key}\""
-                ),
+                0 => {
+                    sqlx::query(&format!(
+                        "DELETE FROM {target} t USING jsonb_populate_recordset(NULL::{target}, $1) r \
+                         WHERE t.\"{key}\" = r.\"{key}\""
+                    ))
+                    .bind(Value::Array(rows))
+                    .execute(&mut *conn)
+                    .await?;
+                    continue;
+                }
                 1 => {
                     let updates: Vec<String> = columns
                         .iter()
@@ -241,7 +253,7 @@ impl PgSink {
                     };
                     format!(
                         "INSERT INTO {target} ({cols}) SELECT {cols} \
-                         FROM jsonb_populate_recordset(NULL::{target}, $1) \
+                         FROM jsonb_populate_recordset(NULL::{target}, {param}) \
                          ON CONFLICT (\"{key}\") {on_conflict}",
                         cols = quoted.join(", ")
                     )
@@ -256,17 +268,31 @@ impl PgSink {
                         continue;
                     }
                     format!(
-                        "UPDATE {target} t SET {} FROM jsonb_populate_recordset(NULL::{target}, $1) r \
+                        "UPDATE {target} t SET {} FROM jsonb_populate_recordset(NULL::{target}, {param}) r \
                          WHERE t.\"{key}\" = r.\"{key}\"",
                         sets.join(", ")
                     )
                 }
             };
-            sqlx::query(&sql)
-                .bind(Value::Array(rows))
-                .execute(&mut *conn)
-                .await?;
+            combined.push((sql, Value::Array(rows)));
         }
+        let sql = match combined.as_slice() {
+            [] => return Ok(()),
+            [(one, _)] => one.clone(),
+            many => {
+                let parts: Vec<String> = many
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (sql, _))| format!("w{i} AS ({sql})"))
+                    .collect();
+                format!("WITH {} SELECT 1", parts.join(", "))
+            }
+        };
+        let mut query = sqlx::query(&sql);
+        for (_, rows) in combined {
+            query = query.bind(rows);
+        }
+        query.execute(&mut *conn).await?;
         Ok(())
     }
 }
