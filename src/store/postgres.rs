@@ -1,6 +1,6 @@
 //! The PostgreSQL event log: loads through postgres-es's `PostgresEventRepository` (or, for a
 //! command under a message, with the message's recorded outcome in one query), appends
-//! events and the command-log row in one transaction of its own (postgres-es's `persist` owns
+//! events and the command-log rows in one statement of its own (postgres-es's `persist` owns
 //! its transaction and could not hold the command log).
 
 use cqrs_es::persist::{PersistedEventRepository, SerializedEvent};
@@ -100,90 +100,145 @@ impl PgEventLog {
             .ok_or(AppendError::Store(StoreError::Poisoned))
     }
 
-    /// Appends several commands' events and command-log rows in one transaction: all of them
-    /// or none (a conflict on any aggregate rolls every batch back).
+    /// Appends several commands' events and command-log rows atomically: all of them or none
+    /// (a conflict on any aggregate writes nothing). One statement, so one round trip and one
+    /// commit (see [`APPEND`]).
     pub async fn append_all(
         &self,
         batches: Vec<AppendBatch<'_>>,
     ) -> Result<Vec<CommandOutcome>, AppendError> {
-        let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
         let mut outcomes = Vec::with_capacity(batches.len());
-        for batch in batches {
-            outcomes.push(append_in(&mut tx, batch).await?);
+        let mut columns = AppendColumns::default();
+        for (index, batch) in batches.into_iter().enumerate() {
+            let outcome = CommandOutcome {
+                message_id: batch.metadata.message_id.clone(),
+                aggregate_type: batch.aggregate_type.to_string(),
+                aggregate_id: batch.aggregate_id.to_string(),
+                command_type: batch.command_type.to_string(),
+                events: Vec::new(),
+                transaction_id: None,
+                reply: batch.reply.clone(),
+                duplicate: false,
+            };
+            columns.push(index, &batch, &outcome)?;
+            outcomes.push(outcome);
         }
-        tx.commit().await.map_err(StoreError::from)?;
+        let rows = sqlx::query(APPEND)
+            .bind(&columns.aggregate_types)
+            .bind(&columns.aggregate_ids)
+            .bind(&columns.expected)
+            .bind(&columns.message_ids)
+            .bind(&columns.command_types)
+            .bind(&columns.outcomes)
+            .bind(&columns.metadata)
+            .bind(&columns.event_batch)
+            .bind(&columns.sequences)
+            .bind(&columns.event_types)
+            .bind(&columns.event_versions)
+            .bind(&columns.payloads)
+            .bind(&columns.last)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(classify)?;
+        for row in rows {
+            let index: i64 = row.try_get("batch").map_err(StoreError::from)?;
+            let outcome = usize::try_from(index - 1)
+                .ok()
+                .and_then(|i| outcomes.get_mut(i))
+                .ok_or(AppendError::Store(StoreError::Poisoned))?;
+            outcome.transaction_id = Some(row.try_get::<i64, _>("txid").map_err(StoreError::from)?);
+            outcome.events.push(WrittenEvent {
+                sequence: row.try_get("sequence").map_err(StoreError::from)?,
+                global_position: row.try_get("global_position").map_err(StoreError::from)?,
+                event_type: row.try_get("event_type").map_err(StoreError::from)?,
+            });
+        }
         Ok(outcomes)
     }
 }
 
-/// Writes one batch inside `tx`, in one statement: the events and the command-log row (whose
-/// outcome names the events' positions, taken from the insert itself).
-async fn append_in(
-    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
-    batch: AppendBatch<'_>,
-) -> Result<CommandOutcome, AppendError> {
-    let metadata = serde_json::to_value(batch.metadata).map_err(StoreError::from)?;
-    let first = batch.expected_sequence as i64 + 1;
-    let sequences: Vec<i64> = (first..first + batch.events.len() as i64).collect();
-    let types: Vec<&str> = batch.events.iter().map(|e| e.event_type.as_str()).collect();
-    let versions: Vec<&str> = batch
-        .events
-        .iter()
-        .map(|e| e.event_version.as_str())
-        .collect();
-    let payloads: Vec<&Value> = batch.events.iter().map(|e| &e.payload).collect();
-    let mut outcome = CommandOutcome {
-        message_id: batch.metadata.message_id.clone(),
-        aggregate_type: batch.aggregate_type.to_string(),
-        aggregate_id: batch.aggregate_id.to_string(),
-        command_type: batch.command_type.to_string(),
-        events: Vec::new(),
-        transaction_id: None,
-        reply: batch.reply,
-        duplicate: false,
-    };
-    // The command log's outcome is this one with `events` and `transaction_id` filled in by
-    // the statement (a data-modifying CTE runs whether or not the final SELECT reads it).
-    let rows = sqlx::query(
-        "WITH written AS ( \
-           INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) \
-           SELECT $1, $2, s, t, v, p::json, $7::json \
-           FROM unnest($3::bigint[], $4::text[], $5::text[], $6::jsonb[]) AS u(s, t, v, p) \
-           RETURNING sequence, global_position, transaction_id::text::bigint AS txid, event_type \
-         ), logged AS ( \
-           INSERT INTO command_log (message_id, aggregate_type, aggregate_id, command_type, outcome, metadata) \
-           SELECT $8, $1, $2, $9, $10::jsonb || jsonb_build_object( \
-                    'events', COALESCE((SELECT jsonb_agg(jsonb_build_object( \
-                        'sequence', sequence, 'global_position', global_position, \
-                        'event_type', event_type) ORDER BY sequence) FROM written), '[]'::jsonb), \
-                    'transaction_id', (SELECT max(txid) FROM written)), \
-                  $7::jsonb \
-           RETURNING 1 \
-         ) \
-         SELECT sequence, global_position, txid, event_type FROM written ORDER BY sequence",
-    )
-    .bind(batch.aggregate_type)
-    .bind(batch.aggregate_id)
-    .bind(&sequences)
-    .bind(&types)
-    .bind(&versions)
-    .bind(&payloads)
-    .bind(&metadata)
-    .bind(&outcome.message_id)
-    .bind(batch.command_type)
-    .bind(serde_json::to_value(&outcome).map_err(StoreError::from)?)
-    .fetch_all(&mut **tx)
-    .await
-    .map_err(classify)?;
-    for row in rows {
-        outcome.transaction_id = Some(row.try_get::<i64, _>("txid").map_err(StoreError::from)?);
-        outcome.events.push(WrittenEvent {
-            sequence: row.try_get("sequence").map_err(StoreError::from)?,
-            global_position: row.try_get("global_position").map_err(StoreError::from)?,
-            event_type: row.try_get("event_type").map_err(StoreError::from)?,
-        });
+/// Every batch's events and command-log row in **one statement**, run on its own (an
+/// implicit transaction: atomic, one round trip, one commit). Batches come as parallel arrays
+/// `$1..$7` and `$13` (numbered by ordinality; `$13` is the last sequence each writes), events as `$8..$12` naming their batch. Events are
+/// inserted in batch then sequence order, so positions rise with sequences. Each command-log
+/// outcome is the caller's with `events` and `transaction_id` filled in from the insert (a
+/// data-modifying CTE runs whether or not the final SELECT reads it).
+const APPEND: &str = "\
+WITH b AS ( \
+  SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], \
+                       $6::jsonb[], $7::jsonb[], $13::bigint[]) \
+    WITH ORDINALITY AS u(aggregate_type, aggregate_id, expected, message_id, command_type, \
+                         outcome, metadata, last, i) \
+), written AS ( \
+  INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) \
+  SELECT b.aggregate_type, b.aggregate_id, e.s, e.t, e.v, e.p::json, b.metadata::json \
+  FROM unnest($8::bigint[], $9::bigint[], $10::text[], $11::text[], $12::jsonb[]) AS e(bi, s, t, v, p) \
+  JOIN b ON b.i = e.bi \
+  ORDER BY e.bi, e.s \
+  RETURNING aggregate_type, aggregate_id, sequence, global_position, \
+            transaction_id::text::bigint AS txid, event_type \
+), mine AS ( \
+  SELECT b.i, w.* FROM written w JOIN b ON w.aggregate_type = b.aggregate_type \
+     AND w.aggregate_id = b.aggregate_id AND w.sequence > b.expected AND w.sequence <= b.last \
+), logged AS ( \
+  INSERT INTO command_log (message_id, aggregate_type, aggregate_id, command_type, outcome, metadata) \
+  SELECT b.message_id, b.aggregate_type, b.aggregate_id, b.command_type, \
+         b.outcome || jsonb_build_object( \
+           'events', COALESCE((SELECT jsonb_agg(jsonb_build_object( \
+               'sequence', m.sequence, 'global_position', m.global_position, \
+               'event_type', m.event_type) ORDER BY m.sequence) FROM mine m WHERE m.i = b.i), \
+             '[]'::jsonb), \
+           'transaction_id', (SELECT max(m.txid) FROM mine m WHERE m.i = b.i)), \
+         b.metadata \
+  FROM b \
+  RETURNING 1 \
+) \
+SELECT i AS batch, sequence, global_position, txid, event_type FROM mine ORDER BY i, sequence";
+
+/// [`APPEND`]'s parameters, column by column.
+#[derive(Default)]
+struct AppendColumns {
+    aggregate_types: Vec<String>,
+    aggregate_ids: Vec<String>,
+    expected: Vec<i64>,
+    message_ids: Vec<String>,
+    command_types: Vec<String>,
+    outcomes: Vec<Value>,
+    metadata: Vec<Value>,
+    event_batch: Vec<i64>,
+    sequences: Vec<i64>,
+    event_types: Vec<String>,
+    event_versions: Vec<String>,
+    payloads: Vec<Value>,
+    last: Vec<i64>,
+}
+
+impl AppendColumns {
+    fn push(
+        &mut self,
+        index: usize,
+        batch: &AppendBatch<'_>,
+        outcome: &CommandOutcome,
+    ) -> Result<(), StoreError> {
+        let ordinal = index as i64 + 1;
+        let expected = batch.expected_sequence as i64;
+        self.aggregate_types.push(batch.aggregate_type.to_string());
+        self.aggregate_ids.push(batch.aggregate_id.to_string());
+        self.expected.push(expected);
+        self.message_ids.push(batch.metadata.message_id.clone());
+        self.command_types.push(batch.command_type.to_string());
+        self.outcomes.push(serde_json::to_value(outcome)?);
+        self.metadata.push(serde_json::to_value(batch.metadata)?);
+        self.last.push(expected + batch.events.len() as i64);
+        for (offset, event) in batch.events.iter().enumerate() {
+            self.event_batch.push(ordinal);
+            self.sequences.push(expected + 1 + offset as i64);
+            self.event_types.push(event.event_type.clone());
+            self.event_versions.push(event.event_version.clone());
+            self.payloads.push(event.payload.clone());
+        }
+        Ok(())
     }
-    Ok(outcome)
 }
 
 /// A unique violation of the events' key is a concurrent writer (conflict); of the command

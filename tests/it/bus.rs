@@ -11,6 +11,18 @@ use sqlx::PgPool;
 
 use crate::{engine, settle};
 
+/// An outcome without its `duplicate` flag (a redelivery answers the first outcome, flagged).
+#[derive(Debug, PartialEq)]
+struct CommandOutcomeSansFlag(delius_bridge::store::CommandOutcome);
+
+impl From<&delius_bridge::store::CommandOutcome> for CommandOutcomeSansFlag {
+    fn from(outcome: &delius_bridge::store::CommandOutcome) -> Self {
+        let mut outcome = outcome.clone();
+        outcome.duplicate = false;
+        Self(outcome)
+    }
+}
+
 fn metadata(message_id: &str) -> Metadata {
     Metadata {
         message_id: message_id.into(),
@@ -184,6 +196,29 @@ async fn a_unit_is_all_or_nothing(engine: Engine) {
     let outcomes = unit.commit().await.unwrap();
     assert_eq!(outcomes.len(), 2);
     assert_eq!(outcomes[0].transaction_id, outcomes[1].transaction_id);
+    // Each outcome names its own aggregate's events, positions rising in unit order.
+    for (outcome, id) in outcomes.iter().zip(["A000001", "A000002"]) {
+        assert_eq!(outcome.aggregate_id, id);
+        assert_eq!(outcome.events.len(), 1, "{id}");
+        assert_eq!(outcome.events[0].sequence, 1, "{id}");
+    }
+    assert!(outcomes[0].events[0].global_position < outcomes[1].events[0].global_position);
+    // What the command log recorded for each is what the commit answered.
+    for outcome in &outcomes {
+        let again = bus
+            .execute::<Case>(
+                &outcome.aggregate_id,
+                baseline_for(&outcome.aggregate_id, 9, "Redelivered"),
+                &m1,
+            )
+            .await
+            .unwrap();
+        assert!(again.duplicate);
+        assert_eq!(
+            CommandOutcomeSansFlag::from(&again),
+            CommandOutcomeSansFlag::from(outcome)
+        );
+    }
 
     // One aggregate changes between deciding and committing: nothing of the unit is written.
     let m2 = metadata("u-2");
