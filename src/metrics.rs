@@ -7,6 +7,10 @@
 //! | [`MESSAGES_TOTAL`] | counter | `queue`, `event_type`, `outcome` (success, ignored, rejected, failed) |
 //! | [`MESSAGE_HANDLING_SECONDS`] | histogram | `queue`, `event_type` |
 //! | [`DEAD_LETTERS_TOTAL`] | counter | `queue` |
+//! | [`APPEND_STATEMENTS_TOTAL`] | counter | – |
+//! | [`APPENDS_TOTAL`] | counter | – |
+//!
+//! `APPENDS_TOTAL / APPEND_STATEMENTS_TOTAL` is the mean size of a group commit.
 //!
 //! `event_type` is one of the queue's bound event types, `unknown` for a body that did not
 //! parse, or `other` for an unbound type (so a bad publisher cannot grow the label set).
@@ -22,6 +26,11 @@ pub const MESSAGES_TOTAL: &str = "delius_bridge_messages_total";
 pub const MESSAGE_HANDLING_SECONDS: &str = "delius_bridge_message_handling_seconds";
 /// Messages put on a dead-letter queue (rejected, or failed after the last retry), by queue.
 pub const DEAD_LETTERS_TOTAL: &str = "delius_bridge_dead_letters_total";
+
+/// Group commits: statements the event log's committers ran (one per group).
+pub const APPEND_STATEMENTS_TOTAL: &str = "delius_bridge_append_statements_total";
+/// Appends (a command, or a unit of commands) committed through those statements.
+pub const APPENDS_TOTAL: &str = "delius_bridge_appends_total";
 
 /// Histogram buckets of [`MESSAGE_HANDLING_SECONDS`], in seconds.
 const HANDLING_BUCKETS: &[f64] = &[
@@ -59,6 +68,14 @@ pub fn install() -> &'static PrometheusHandle {
         metrics::describe_counter!(
             DEAD_LETTERS_TOTAL,
             "Messages put on a dead-letter queue, by queue"
+        );
+        metrics::describe_counter!(
+            APPEND_STATEMENTS_TOTAL,
+            "Group-commit statements the event log ran"
+        );
+        metrics::describe_counter!(
+            APPENDS_TOTAL,
+            "Appends committed through the group-commit statements"
         );
         metrics::describe_histogram!(
             MESSAGE_HANDLING_SECONDS,
@@ -104,6 +121,12 @@ pub fn record_message(queue: &str, event_type: &str, outcome: &str, elapsed: Dur
 /// Counts one message put on `queue`'s dead-letter queue.
 pub fn record_dead_letter(queue: &str) {
     metrics::counter!(DEAD_LETTERS_TOTAL, "queue" => queue.to_owned()).increment(1);
+}
+
+/// Counts one group commit of `appends` appends.
+pub fn record_append_group(appends: usize) {
+    metrics::counter!(APPEND_STATEMENTS_TOTAL).increment(1);
+    metrics::counter!(APPENDS_TOTAL).increment(appends as u64);
 }
 
 #[cfg(test)]

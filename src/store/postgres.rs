@@ -8,6 +8,7 @@ use cqrs_es::Aggregate;
 use postgres_es::PostgresEventRepository;
 use serde_json::Value;
 use sqlx::{PgPool, Row};
+use tokio::sync::{mpsc, oneshot, Mutex};
 
 use super::{AppendBatch, AppendError, CommandOutcome, StoreError, WrittenEvent};
 
@@ -18,10 +19,16 @@ pub enum Recorded {
     Events(Vec<SerializedEvent>),
 }
 
+/// How many appends from concurrent callers one statement may carry.
+const MAX_GROUP: usize = 64;
+/// Committer tasks: each writes one group at a time while the next group gathers.
+const COMMITTERS: usize = 2;
+
 /// The event log in PostgreSQL.
 #[derive(Clone)]
 pub struct PgEventLog {
     pool: PgPool,
+    commits: mpsc::Sender<Commit>,
 }
 
 impl std::fmt::Debug for PgEventLog {
@@ -31,9 +38,15 @@ impl std::fmt::Debug for PgEventLog {
 }
 
 impl PgEventLog {
-    /// A log on `pool` (migrations already run).
+    /// A log on `pool` (migrations already run), with its committer tasks (they stop when
+    /// the last clone of the log is dropped). Must be called inside a tokio runtime.
     pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+        let (commits, queue) = mpsc::channel(4 * MAX_GROUP);
+        let queue = std::sync::Arc::new(Mutex::new(queue));
+        for _ in 0..COMMITTERS {
+            tokio::spawn(commit_groups(pool.clone(), queue.clone()));
+        }
+        Self { pool, commits }
     }
 
     /// The pool behind the log.
@@ -101,15 +114,102 @@ impl PgEventLog {
     }
 
     /// Appends several commands' events and command-log rows atomically: all of them or none
-    /// (a conflict on any aggregate writes nothing). One statement, so one round trip and one
-    /// commit (see [`APPEND`]).
+    /// (a conflict on any aggregate writes nothing).
+    ///
+    /// **Group commit**: the append goes to a committer task, which writes it together with
+    /// the appends other callers queued meanwhile (up to [`MAX_GROUP`]) in one statement
+    /// ([`APPEND`]): one round trip and one commit for all of them. Should that statement fail
+    /// (two of them on one aggregate, a redelivery recorded meanwhile), the committer writes
+    /// each of the group's appends on its own, so each caller gets its own answer: exactly
+    /// what it would get without grouping.
     pub async fn append_all(
         &self,
         batches: Vec<AppendBatch<'_>>,
     ) -> Result<Vec<CommandOutcome>, AppendError> {
+        let pending = Pending::new(batches)?;
+        let (done, answer) = oneshot::channel();
+        self.commits
+            .send(Commit { pending, done })
+            .await
+            .map_err(|_| StoreError::CommitterStopped)?;
+        answer.await.map_err(|_| StoreError::CommitterStopped)?
+    }
+}
+
+/// One caller's append, waiting for its committer.
+struct Commit {
+    pending: Pending,
+    done: oneshot::Sender<Result<Vec<CommandOutcome>, AppendError>>,
+}
+
+/// Takes what callers queued, a group at a time, and writes it.
+async fn commit_groups(pool: PgPool, queue: std::sync::Arc<Mutex<mpsc::Receiver<Commit>>>) {
+    loop {
+        let mut group = Vec::new();
+        {
+            let mut queue = queue.lock().await;
+            let Some(first) = queue.recv().await else {
+                return;
+            };
+            group.push(first);
+            while group.len() < MAX_GROUP {
+                match queue.try_recv() {
+                    Ok(next) => group.push(next),
+                    Err(_) => break,
+                }
+            }
+        }
+        commit_group(&pool, group).await;
+    }
+}
+
+/// Writes a group in one statement; if that fails, each of its appends on its own.
+async fn commit_group(pool: &PgPool, group: Vec<Commit>) {
+    crate::metrics::record_append_group(group.len());
+    if group.len() > 1 {
+        let mut merged = AppendColumns::default();
+        let mut outcomes = Vec::new();
+        for commit in &group {
+            merged.extend(&commit.pending.columns);
+            outcomes.extend(commit.pending.outcomes.iter().cloned());
+        }
+        match write(pool, &merged, outcomes).await {
+            Ok(outcomes) => {
+                let mut outcomes = outcomes.into_iter();
+                for commit in group {
+                    let mine = outcomes
+                        .by_ref()
+                        .take(commit.pending.outcomes.len())
+                        .collect();
+                    // A caller that stopped waiting still had its append written.
+                    let _ = commit.done.send(Ok(mine));
+                }
+                return;
+            }
+            Err(error) => tracing::debug!(
+                %error,
+                appends = group.len(),
+                "group append failed; writing its appends one by one"
+            ),
+        }
+    }
+    for commit in group {
+        let Pending { columns, outcomes } = commit.pending;
+        let _ = commit.done.send(write(pool, &columns, outcomes).await);
+    }
+}
+
+/// Appends not yet written: the statement's columns and the outcomes it will fill in.
+struct Pending {
+    columns: AppendColumns,
+    outcomes: Vec<CommandOutcome>,
+}
+
+impl Pending {
+    fn new(batches: Vec<AppendBatch<'_>>) -> Result<Self, StoreError> {
         let mut outcomes = Vec::with_capacity(batches.len());
         let mut columns = AppendColumns::default();
-        for (index, batch) in batches.into_iter().enumerate() {
+        for batch in batches {
             let outcome = CommandOutcome {
                 message_id: batch.metadata.message_id.clone(),
                 aggregate_type: batch.aggregate_type.to_string(),
@@ -120,41 +220,51 @@ impl PgEventLog {
                 reply: batch.reply.clone(),
                 duplicate: false,
             };
-            columns.push(index, &batch, &outcome)?;
+            columns.push(&batch, &outcome)?;
             outcomes.push(outcome);
         }
-        let rows = sqlx::query(APPEND)
-            .bind(&columns.aggregate_types)
-            .bind(&columns.aggregate_ids)
-            .bind(&columns.expected)
-            .bind(&columns.message_ids)
-            .bind(&columns.command_types)
-            .bind(&columns.outcomes)
-            .bind(&columns.metadata)
-            .bind(&columns.event_batch)
-            .bind(&columns.sequences)
-            .bind(&columns.event_types)
-            .bind(&columns.event_versions)
-            .bind(&columns.payloads)
-            .bind(&columns.last)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(classify)?;
-        for row in rows {
-            let index: i64 = row.try_get("batch").map_err(StoreError::from)?;
-            let outcome = usize::try_from(index - 1)
-                .ok()
-                .and_then(|i| outcomes.get_mut(i))
-                .ok_or(AppendError::Store(StoreError::Poisoned))?;
-            outcome.transaction_id = Some(row.try_get::<i64, _>("txid").map_err(StoreError::from)?);
-            outcome.events.push(WrittenEvent {
-                sequence: row.try_get("sequence").map_err(StoreError::from)?,
-                global_position: row.try_get("global_position").map_err(StoreError::from)?,
-                event_type: row.try_get("event_type").map_err(StoreError::from)?,
-            });
-        }
-        Ok(outcomes)
+        Ok(Self { columns, outcomes })
     }
+}
+
+/// Runs [`APPEND`] on its own (an implicit transaction) and fills in `outcomes` (one per
+/// batch of `columns`, in order) from what it wrote.
+async fn write(
+    pool: &PgPool,
+    columns: &AppendColumns,
+    mut outcomes: Vec<CommandOutcome>,
+) -> Result<Vec<CommandOutcome>, AppendError> {
+    let rows = sqlx::query(APPEND)
+        .bind(&columns.aggregate_types)
+        .bind(&columns.aggregate_ids)
+        .bind(&columns.expected)
+        .bind(&columns.message_ids)
+        .bind(&columns.command_types)
+        .bind(&columns.outcomes)
+        .bind(&columns.metadata)
+        .bind(&columns.event_batch)
+        .bind(&columns.sequences)
+        .bind(&columns.event_types)
+        .bind(&columns.event_versions)
+        .bind(&columns.payloads)
+        .bind(&columns.last)
+        .fetch_all(pool)
+        .await
+        .map_err(classify)?;
+    for row in rows {
+        let index: i64 = row.try_get("batch").map_err(StoreError::from)?;
+        let outcome = usize::try_from(index - 1)
+            .ok()
+            .and_then(|i| outcomes.get_mut(i))
+            .ok_or(AppendError::Store(StoreError::Poisoned))?;
+        outcome.transaction_id = Some(row.try_get::<i64, _>("txid").map_err(StoreError::from)?);
+        outcome.events.push(WrittenEvent {
+            sequence: row.try_get("sequence").map_err(StoreError::from)?,
+            global_position: row.try_get("global_position").map_err(StoreError::from)?,
+            event_type: row.try_get("event_type").map_err(StoreError::from)?,
+        });
+    }
+    Ok(outcomes)
 }
 
 /// Every batch's events and command-log row in **one statement**, run on its own (an
@@ -214,13 +324,13 @@ struct AppendColumns {
 }
 
 impl AppendColumns {
+    /// Adds a batch (numbered after those already here).
     fn push(
         &mut self,
-        index: usize,
         batch: &AppendBatch<'_>,
         outcome: &CommandOutcome,
     ) -> Result<(), StoreError> {
-        let ordinal = index as i64 + 1;
+        let ordinal = self.aggregate_types.len() as i64 + 1;
         let expected = batch.expected_sequence as i64;
         self.aggregate_types.push(batch.aggregate_type.to_string());
         self.aggregate_ids.push(batch.aggregate_id.to_string());
@@ -238,6 +348,26 @@ impl AppendColumns {
             self.payloads.push(event.payload.clone());
         }
         Ok(())
+    }
+
+    /// Adds another set's batches after these (its events renumbered to match).
+    fn extend(&mut self, other: &AppendColumns) {
+        let offset = self.aggregate_types.len() as i64;
+        self.aggregate_types
+            .extend_from_slice(&other.aggregate_types);
+        self.aggregate_ids.extend_from_slice(&other.aggregate_ids);
+        self.expected.extend_from_slice(&other.expected);
+        self.message_ids.extend_from_slice(&other.message_ids);
+        self.command_types.extend_from_slice(&other.command_types);
+        self.outcomes.extend_from_slice(&other.outcomes);
+        self.metadata.extend_from_slice(&other.metadata);
+        self.last.extend_from_slice(&other.last);
+        self.event_batch
+            .extend(other.event_batch.iter().map(|batch| batch + offset));
+        self.sequences.extend_from_slice(&other.sequences);
+        self.event_types.extend_from_slice(&other.event_types);
+        self.event_versions.extend_from_slice(&other.event_versions);
+        self.payloads.extend_from_slice(&other.payloads);
     }
 }
 

@@ -287,3 +287,93 @@ async fn a_unit_is_all_or_nothing_on_postgres(pool: PgPool) {
 async fn a_unit_is_all_or_nothing_on_the_embedded_default() {
     a_unit_is_all_or_nothing(Engine::memory()).await;
 }
+
+/// Group commit: appends from many concurrent callers share statements (and so transaction
+/// ids), yet each caller gets the answer it would get alone: new aggregates are written,
+/// a race on one aggregate has one winner, concurrent redeliveries of one message write once.
+#[sqlx::test(migrator = "delius_bridge::engine::MIGRATOR")]
+async fn concurrent_appends_are_committed_together_each_with_its_own_answer(pool: PgPool) {
+    let engine = engine(pool.clone());
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..40 {
+        let bus = engine.bus.clone();
+        tasks.spawn(async move {
+            let crn = format!("G{i:06}");
+            let result = bus
+                .execute::<Case>(
+                    &crn,
+                    baseline_for(&crn, 100 + i, "Grouped"),
+                    &metadata(&crn),
+                )
+                .await;
+            ("new", result)
+        });
+    }
+    for i in 0..10 {
+        let bus = engine.bus.clone();
+        tasks.spawn(async move {
+            let result = bus
+                .execute::<Case>(
+                    "RACE001",
+                    baseline_for("RACE001", 200 + i, "Race"),
+                    &metadata(&format!("race-{i}")),
+                )
+                .await;
+            ("race", result)
+        });
+        let bus = engine.bus.clone();
+        tasks.spawn(async move {
+            let result = bus
+                .execute::<Case>(
+                    "DUP0001",
+                    baseline_for("DUP0001", 300, "Dup"),
+                    &metadata("dup"),
+                )
+                .await;
+            ("dup", result)
+        });
+    }
+    let mut new = Vec::new();
+    let (mut race_won, mut race_rejected) = (0, 0);
+    let mut dups = Vec::new();
+    while let Some(joined) = tasks.join_next().await {
+        match joined.unwrap() {
+            ("new", result) => new.push(result.unwrap()),
+            ("race", Ok(outcome)) if outcome.events.len() == 1 => race_won += 1,
+            ("race", Err(BusError::Rejected(CaseError::OffenderIdChanged { .. }))) => {
+                race_rejected += 1
+            }
+            ("dup", result) => dups.push(result.unwrap()),
+            (kind, other) => panic!("{kind}: unexpected {other:?}"),
+        }
+    }
+    assert_eq!(new.len(), 40);
+    assert!(new
+        .iter()
+        .all(|o| o.events.len() == 1 && o.events[0].sequence == 1));
+    let mut positions: Vec<i64> = new.iter().map(|o| o.events[0].global_position).collect();
+    positions.sort_unstable();
+    positions.dedup();
+    assert_eq!(positions.len(), 40, "every event has its own position");
+    let mut transactions: Vec<i64> = new.iter().filter_map(|o| o.transaction_id).collect();
+    transactions.sort_unstable();
+    transactions.dedup();
+    assert!(
+        transactions.len() < 40,
+        "some appends shared a commit: {} transactions for 40 appends",
+        transactions.len()
+    );
+    assert_eq!((race_won, race_rejected), (1, 9));
+    assert_eq!(dups.iter().filter(|o| !o.duplicate).count(), 1);
+    let first = dups.iter().find(|o| !o.duplicate).unwrap();
+    assert!(dups
+        .iter()
+        .all(|o| CommandOutcomeSansFlag::from(o) == CommandOutcomeSansFlag::from(first)));
+    let (events, logged): (i64, i64) =
+        sqlx::query_as("SELECT (SELECT count(*) FROM events), (SELECT count(*) FROM command_log)")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!((events, logged), (42, 42));
+    engine.shutdown().await;
+}
