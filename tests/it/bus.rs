@@ -294,6 +294,14 @@ async fn a_unit_is_all_or_nothing_on_the_embedded_default() {
 #[sqlx::test(migrator = "delius_bridge::engine::MIGRATOR")]
 async fn concurrent_appends_are_committed_together_each_with_its_own_answer(pool: PgPool) {
     let engine = engine(pool.clone());
+    // Hold inserts into `events` back (reads go on) so the appends queue behind the two
+    // committers' first statements and must be grouped when the lock goes (the racing and
+    // duplicate appends then make a group's statement fail, so the one-by-one fallback runs).
+    let mut blocker = pool.begin().await.unwrap();
+    sqlx::query("LOCK TABLE events IN EXCLUSIVE MODE")
+        .execute(&mut *blocker)
+        .await
+        .unwrap();
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..40 {
         let bus = engine.bus.clone();
@@ -333,6 +341,22 @@ async fn concurrent_appends_are_committed_together_each_with_its_own_answer(pool
             ("dup", result)
         });
     }
+    // Both committers are waiting on the lock; give every task time to queue its append.
+    for _ in 0..600 {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity \
+             WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        if waiting >= 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    blocker.commit().await.unwrap();
     let mut new = Vec::new();
     let (mut race_won, mut race_rejected) = (0, 0);
     let mut dups = Vec::new();
