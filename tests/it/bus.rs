@@ -293,7 +293,14 @@ async fn a_unit_is_all_or_nothing_on_the_embedded_default() {
 /// a race on one aggregate has one winner, concurrent redeliveries of one message write once.
 #[sqlx::test(migrator = "delius_bridge::engine::MIGRATOR")]
 async fn concurrent_appends_are_committed_together_each_with_its_own_answer(pool: PgPool) {
-    let engine = engine(pool.clone());
+    // A pool with a connection for every task, so none waits for a connection instead of
+    // queueing its append (the test's own pool is small and shared with the other tests).
+    let wide = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(80)
+        .connect_with((*pool.connect_options()).clone())
+        .await
+        .unwrap();
+    let engine = engine(wide);
     // Hold inserts into `events` back (reads go on) so the appends queue behind the two
     // committers' first statements and must be grouped when the lock goes (the racing and
     // duplicate appends then make a group's statement fail, so the one-by-one fallback runs).
