@@ -293,37 +293,113 @@ async fn a_unit_is_all_or_nothing_on_the_embedded_default() {
 /// a race on one aggregate has one winner, concurrent redeliveries of one message write once.
 #[sqlx::test(migrator = "delius_bridge::engine::MIGRATOR")]
 async fn concurrent_appends_are_committed_together_each_with_its_own_answer(pool: PgPool) {
-    // A pool with a connection for every task, so none waits for a connection instead of
-    // queueing its append (the test's own pool is small and shared with the other tests).
-    let wide = sqlx::postgres::PgPoolOptions::new()
-        .max_connections(80)
-        .connect_with((*pool.connect_options()).clone())
-        .await
-        .unwrap();
-    let engine = engine(wide);
-    // Hold inserts into `events` back (reads go on) so the appends queue behind the two
-    // committers' first statements and must be grouped when the lock goes (the racing and
-    // duplicate appends then make a group's statement fail, so the one-by-one fallback runs).
+    use delius_bridge::bus::EventLog;
+    use delius_bridge::store::{AppendBatch, NewEvent};
+
+    let engine = engine(pool.clone());
+    let EventLog::Postgres(log) = engine.bus.log().clone() else {
+        panic!("a PostgreSQL engine")
+    };
+    // Real events to append: 40 baselines decided on the embedded engine.
+    let decided = Engine::memory();
+    let EventLog::Memory(memory) = decided.bus.log().clone() else {
+        panic!("an embedded engine")
+    };
+    let mut prepared = Vec::new();
+    for i in 0..40 {
+        let crn = format!("G{i:06}");
+        decided
+            .bus
+            .execute::<Case>(
+                &crn,
+                baseline_for(&crn, 100 + i, "Grouped"),
+                &metadata(&crn),
+            )
+            .await
+            .unwrap();
+        let events: Vec<NewEvent> = memory
+            .load("Case", &crn)
+            .unwrap()
+            .into_iter()
+            .map(|e| NewEvent {
+                event_type: e.event_type,
+                event_version: e.event_version,
+                payload: e.payload,
+            })
+            .collect();
+        prepared.push((crn, events));
+    }
+    // Hold inserts into `events` back (reads go on): a committer's statement waits, and the
+    // appends queued after it are grouped when the lock goes.
     let mut blocker = pool.begin().await.unwrap();
     sqlx::query("LOCK TABLE events IN EXCLUSIVE MODE")
         .execute(&mut *blocker)
         .await
         .unwrap();
     let mut tasks = tokio::task::JoinSet::new();
-    for i in 0..40 {
-        let bus = engine.bus.clone();
+    for (crn, events) in prepared {
+        let log = log.clone();
         tasks.spawn(async move {
-            let crn = format!("G{i:06}");
-            let result = bus
-                .execute::<Case>(
-                    &crn,
-                    baseline_for(&crn, 100 + i, "Grouped"),
-                    &metadata(&crn),
-                )
-                .await;
-            ("new", result)
+            let meta = metadata(&crn);
+            let batch = AppendBatch {
+                aggregate_type: "Case",
+                aggregate_id: &crn,
+                expected_sequence: 0,
+                events,
+                metadata: &meta,
+                command_type: "RecordCaseBaseline",
+                reply: serde_json::Value::Null,
+            };
+            let mut outcomes = log.append_all(vec![batch]).await.unwrap();
+            assert_eq!(outcomes.len(), 1);
+            outcomes.pop().unwrap()
         });
     }
+    for _ in 0..600 {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity \
+             WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        if waiting >= 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // Queueing needs no connection: every task has queued well within this.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    blocker.commit().await.unwrap();
+    let mut new = Vec::new();
+    while let Some(joined) = tasks.join_next().await {
+        new.push(joined.unwrap());
+    }
+    assert_eq!(new.len(), 40);
+    for outcome in &new {
+        assert_eq!(
+            outcome.message_id, outcome.aggregate_id,
+            "its own aggregate"
+        );
+        assert_eq!(outcome.events.len(), 1);
+        assert_eq!(outcome.events[0].sequence, 1);
+    }
+    let mut positions: Vec<i64> = new.iter().map(|o| o.events[0].global_position).collect();
+    positions.sort_unstable();
+    positions.dedup();
+    assert_eq!(positions.len(), 40, "every event has its own position");
+    let mut transactions: Vec<i64> = new.iter().filter_map(|o| o.transaction_id).collect();
+    transactions.sort_unstable();
+    transactions.dedup();
+    assert!(
+        transactions.len() < 40,
+        "some appends shared a commit: {} transactions for 40 appends",
+        transactions.len()
+    );
+
+    // Racing commands and redeliveries, all at once through the bus: grouped or not, each
+    // gets its own answer (a group they make fails and is written one by one).
+    let mut tasks = tokio::task::JoinSet::new();
     for i in 0..10 {
         let bus = engine.bus.clone();
         tasks.spawn(async move {
@@ -348,28 +424,10 @@ async fn concurrent_appends_are_committed_together_each_with_its_own_answer(pool
             ("dup", result)
         });
     }
-    // Both committers are waiting on the lock; give every task time to queue its append.
-    for _ in 0..600 {
-        let waiting: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM pg_stat_activity \
-             WHERE datname = current_database() AND wait_event_type = 'Lock'",
-        )
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-        if waiting >= 2 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
-    blocker.commit().await.unwrap();
-    let mut new = Vec::new();
     let (mut race_won, mut race_rejected) = (0, 0);
     let mut dups = Vec::new();
     while let Some(joined) = tasks.join_next().await {
         match joined.unwrap() {
-            ("new", result) => new.push(result.unwrap()),
             ("race", Ok(outcome)) if outcome.events.len() == 1 => race_won += 1,
             ("race", Err(BusError::Rejected(CaseError::OffenderIdChanged { .. }))) => {
                 race_rejected += 1
@@ -378,22 +436,6 @@ async fn concurrent_appends_are_committed_together_each_with_its_own_answer(pool
             (kind, other) => panic!("{kind}: unexpected {other:?}"),
         }
     }
-    assert_eq!(new.len(), 40);
-    assert!(new
-        .iter()
-        .all(|o| o.events.len() == 1 && o.events[0].sequence == 1));
-    let mut positions: Vec<i64> = new.iter().map(|o| o.events[0].global_position).collect();
-    positions.sort_unstable();
-    positions.dedup();
-    assert_eq!(positions.len(), 40, "every event has its own position");
-    let mut transactions: Vec<i64> = new.iter().filter_map(|o| o.transaction_id).collect();
-    transactions.sort_unstable();
-    transactions.dedup();
-    assert!(
-        transactions.len() < 40,
-        "some appends shared a commit: {} transactions for 40 appends",
-        transactions.len()
-    );
     assert_eq!((race_won, race_rejected), (1, 9));
     assert_eq!(dups.iter().filter(|o| !o.duplicate).count(), 1);
     let first = dups.iter().find(|o| !o.duplicate).unwrap();
