@@ -117,8 +117,8 @@ impl PgEventLog {
     /// (a conflict on any aggregate writes nothing).
     ///
     /// **Group commit**: the append goes to a committer task, which writes it together with
-    /// the appends other callers queued meanwhile (up to [`MAX_GROUP`]) in one statement
-    /// ([`APPEND`]): one round trip and one commit for all of them. Should that statement fail
+    /// the appends other callers queued meanwhile (up to `MAX_GROUP`, 64) in one statement
+    /// (`APPEND`): one round trip and one commit for all of them. Should that statement fail
     /// (two of them on one aggregate, a redelivery recorded meanwhile), the committer writes
     /// each of the group's appends on its own, so each caller gets its own answer: exactly
     /// what it would get without grouping.
