@@ -296,6 +296,19 @@ async fn concurrent_appends_are_committed_together_each_with_its_own_answer(pool
     use delius_bridge::bus::EventLog;
     use delius_bridge::store::{AppendBatch, NewEvent};
 
+    // Appends minus statements, from the process's metrics (other tests running meanwhile
+    // only ever add as many appends as statements, or more).
+    fn grouped_away() -> i64 {
+        let text = delius_bridge::metrics::render();
+        let value = |name: &str| -> i64 {
+            text.lines()
+                .find_map(|line| line.strip_prefix(name)?.trim().parse::<f64>().ok())
+                .unwrap_or(0.0) as i64
+        };
+        value("delius_bridge_appends_total") - value("delius_bridge_append_statements_total")
+    }
+    delius_bridge::metrics::install();
+    let grouped_before = grouped_away();
     let engine = engine(pool.clone());
     let EventLog::Postgres(log) = engine.bus.log().clone() else {
         panic!("a PostgreSQL engine")
@@ -395,6 +408,12 @@ async fn concurrent_appends_are_committed_together_each_with_its_own_answer(pool
         transactions.len() < 40,
         "some appends shared a commit: {} transactions for 40 appends",
         transactions.len()
+    );
+    // The metrics count it: 40 appends in as many fewer statements as transactions saved.
+    assert!(
+        grouped_away() - grouped_before >= 40 - transactions.len() as i64,
+        "appends_total - append_statements_total rose by {}",
+        grouped_away() - grouped_before
     );
 
     // Racing commands and redeliveries, all at once through the bus: grouped or not, each
