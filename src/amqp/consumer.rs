@@ -24,9 +24,12 @@
 //! # Concurrency
 //! `AmqpArgs.consumers` consumers per queue, each on its own channel with
 //! `basic_qos(prefetch)`, all on one connection; several processes compete for the same queues.
-//! Each consumer handles its deliveries one at a time (prefetch only saves round trips), so the
-//! concurrency of a process is `consumers` per queue and messages about one person are reordered
-//! as little as competing consumers allow.
+//! A consumer handles up to `prefetch` deliveries at once, but **one person's messages one
+//! after the other**, in the order the broker delivered them: a delivery waits while a message
+//! about its CRN or NOMS number is in hand or waiting before it (`PersonOrder`). So messages
+//! about one person are reordered no more than competing consumers cause anyway, and the
+//! messages in hand about different people share the event log's grouped loads and group
+//! commits (one query, one statement for many) instead of taking turns.
 //!
 //! # Reconnecting: a supervisor, not lapin's recovery
 //! [`Consumers::start`] runs a supervisor loop: connect, declare the topology, start the
@@ -41,9 +44,9 @@
 //!
 //! # Shutdown
 //! When `shutdown` turns true: each consumer is cancelled (`basic_cancel`: no new deliveries),
-//! the message in hand is finished and acked, deliveries already prefetched are requeued
-//! (`nack` with requeue), then channels and connection are closed and [`Consumers::join`]
-//! returns.
+//! the messages in hand are finished and settled, deliveries not started (waiting behind the
+//! same person's message, or prefetched after the cancel) are requeued (`nack` with requeue),
+//! then channels and connection are closed and [`Consumers::join`] returns.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -397,24 +400,129 @@ struct QueueContext {
     outcomes: OutcomeLog,
 }
 
-/// One consumer: handles deliveries one at a time until stopped, then cancels, requeues what
-/// it had prefetched and closes its channel.
+/// A delivery the consumer holds, parsed once.
+struct Held {
+    delivery: Delivery,
+    parsed: Result<Envelope, String>,
+}
+
+impl Held {
+    /// The delivery parsed, and the people it is about: its CRN and NOMS number (none when
+    /// it did not parse).
+    fn new(delivery: Delivery) -> (Vec<String>, Self) {
+        let parsed = Envelope::parse(&delivery.data).map_err(|e| e.to_string());
+        let people = match &parsed {
+            Ok(envelope) => [envelope.event.crn(), envelope.event.noms_number()]
+                .into_iter()
+                .flatten()
+                .map(str::to_owned)
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        (people, Self { delivery, parsed })
+    }
+}
+
+/// Which held deliveries may start: those about nobody in hand, in arrival order. A delivery
+/// waits while a message about one of its people is being handled, or is waiting before it,
+/// so the messages about one person are handled one after the other, in the order the broker
+/// delivered them, and messages about different people are handled side by side.
+struct PersonOrder<T> {
+    busy: std::collections::HashMap<String, usize>,
+    waiting: std::collections::VecDeque<(Vec<String>, T)>,
+}
+
+impl<T> Default for PersonOrder<T> {
+    fn default() -> Self {
+        Self {
+            busy: Default::default(),
+            waiting: Default::default(),
+        }
+    }
+}
+
+impl<T> PersonOrder<T> {
+    /// Adds an item about `people`; returns the items that may start now.
+    fn arrive(&mut self, people: Vec<String>, item: T) -> Vec<(Vec<String>, T)> {
+        self.waiting.push_back((people, item));
+        self.ready()
+    }
+
+    /// Marks the handling of an item about `people` finished; returns the items that may
+    /// start now.
+    fn finish(&mut self, people: Vec<String>) -> Vec<(Vec<String>, T)> {
+        for person in &people {
+            if let Some(count) = self.busy.get_mut(person) {
+                *count -= 1;
+                if *count == 0 {
+                    self.busy.remove(person);
+                }
+            }
+        }
+        self.ready()
+    }
+
+    fn ready(&mut self) -> Vec<(Vec<String>, T)> {
+        let mut claimed = std::collections::HashSet::new();
+        let mut start = Vec::new();
+        let mut still = std::collections::VecDeque::with_capacity(self.waiting.len());
+        while let Some((people, item)) = self.waiting.pop_front() {
+            let blocked = people
+                .iter()
+                .any(|p| self.busy.contains_key(p) || claimed.contains(p));
+            if blocked {
+                claimed.extend(people.iter().cloned());
+                still.push_back((people, item));
+            } else {
+                for person in &people {
+                    *self.busy.entry(person.clone()).or_default() += 1;
+                }
+                start.push((people, item));
+            }
+        }
+        self.waiting = still;
+        start
+    }
+
+    /// The items not started (to requeue on shutdown).
+    fn take_waiting(&mut self) -> Vec<T> {
+        self.waiting.drain(..).map(|(_, item)| item).collect()
+    }
+}
+
+/// One consumer: handles its deliveries until stopped — up to `prefetch` at once, one person's
+/// messages one after the other ([`PersonOrder`]) — then cancels, finishes the messages in
+/// hand, requeues what it had not started and closes its channel.
 async fn run_worker(
     channel: Channel,
     mut consumer: lapin::Consumer,
     context: Arc<QueueContext>,
     mut stop: watch::Receiver<bool>,
 ) -> Result<(), AmqpError> {
+    let mut order = PersonOrder::<Held>::default();
+    let mut in_hand = futures::stream::FuturesUnordered::new();
+    let handle =
+        |(people, held): (Vec<String>, Held)| handle_held(&context, &channel, people, held);
     let end = loop {
         tokio::select! {
             biased;
             _ = stopped(&mut stop) => break Ok(()),
+            Some(people) = in_hand.next(), if !in_hand.is_empty() => {
+                in_hand.extend(order.finish(people).into_iter().map(handle));
+            }
             next = consumer.next() => match next {
-                Some(Ok(delivery)) => handle_delivery(&context, &channel, delivery).await,
+                Some(Ok(delivery)) => {
+                    let (people, held) = Held::new(delivery);
+                    in_hand.extend(order.arrive(people, held).into_iter().map(handle));
+                }
                 Some(Err(error)) => break Err(AmqpError::from(error)),
                 None => break Err(AmqpError::Cancelled(context.spec.name.to_owned())),
             },
         }
+    };
+    let requeue = BasicNackOptions {
+        multiple: false,
+        requeue: true,
     };
     if end.is_ok() {
         if let Err(error) = channel
@@ -423,14 +531,20 @@ async fn run_worker(
         {
             tracing::debug!(%error, "cancelling a consumer");
         }
+    }
+    // Not started: back to the broker, so a message about a person never overtakes an
+    // earlier one held here. Started: finished and settled.
+    for held in order.take_waiting() {
+        if !matches!(held.delivery.nack(requeue).await, Ok(true)) {
+            tracing::debug!("a held delivery could not be requeued; the broker will");
+        }
+    }
+    while in_hand.next().await.is_some() {}
+    if end.is_ok() {
         // The deliveries prefetched before the cancel come first, then the end of the stream.
         while let Ok(Some(Ok(delivery))) =
             tokio::time::timeout(DRAIN_TIMEOUT, consumer.next()).await
         {
-            let requeue = BasicNackOptions {
-                multiple: false,
-                requeue: true,
-            };
             if !matches!(delivery.nack(requeue).await, Ok(true)) {
                 tracing::debug!("a prefetched delivery could not be requeued; the broker will");
             }
@@ -442,14 +556,30 @@ async fn run_worker(
     end
 }
 
+/// Handles a held delivery; the people it was about.
+async fn handle_held(
+    context: &QueueContext,
+    channel: &Channel,
+    people: Vec<String>,
+    held: Held,
+) -> Vec<String> {
+    handle_delivery(context, channel, held.delivery, held.parsed).await;
+    people
+}
+
 /// Handles one delivery from parsing to ack (see the module documentation).
-async fn handle_delivery(context: &QueueContext, channel: &Channel, delivery: Delivery) {
+async fn handle_delivery(
+    context: &QueueContext,
+    channel: &Channel,
+    delivery: Delivery,
+    parsed: Result<Envelope, String>,
+) {
     let started = Instant::now();
     let queue = context.spec.name;
     let attempt = header_u32(delivery.properties.headers(), ATTEMPT)
         .unwrap_or(1)
         .max(1);
-    let (envelope, outcome) = match Envelope::parse(&delivery.data) {
+    let (envelope, outcome) = match parsed {
         Err(error) => (
             None,
             HandlerOutcome::Rejected {
@@ -788,6 +918,36 @@ mod tests {
             header_string(&headers(&[(MESSAGE_ID, text("m-1"))]), MESSAGE_ID).as_deref(),
             Some("m-1")
         );
+    }
+
+    fn people(names: &[&str]) -> Vec<String> {
+        names.iter().map(|n| n.to_string()).collect()
+    }
+
+    fn started<T: Copy>(ready: Vec<(Vec<String>, T)>) -> Vec<T> {
+        ready.into_iter().map(|(_, item)| item).collect()
+    }
+
+    #[test]
+    fn one_persons_messages_wait_for_each_other_and_others_do_not() {
+        let mut order = PersonOrder::default();
+        assert_eq!(started(order.arrive(people(&["A"]), 1)), [1]);
+        assert_eq!(started(order.arrive(people(&["B"]), 2)), [2]);
+        assert!(order.arrive(people(&["A"]), 3).is_empty(), "A is in hand");
+        assert_eq!(started(order.arrive(people(&["C"]), 4)), [4]);
+        // A message naming A and D waits for A, and so does a later one about D alone.
+        assert!(order.arrive(people(&["A", "D"]), 5).is_empty());
+        assert!(order.arrive(people(&["D"]), 6).is_empty(), "behind 5");
+        // A message about nobody (it did not parse) never waits.
+        assert_eq!(started(order.arrive(Vec::new(), 7)), [7]);
+        assert!(order.finish(people(&["B"])).is_empty());
+        assert_eq!(started(order.finish(people(&["A"]))), [3], "then 5, then 6");
+        assert_eq!(started(order.finish(people(&["A"]))), [5]);
+        assert_eq!(started(order.finish(people(&["A", "D"]))), [6]);
+        assert!(order.arrive(people(&["D"]), 8).is_empty(), "D is in hand");
+        assert_eq!(order.take_waiting(), [8]);
+        assert!(order.finish(people(&["D"])).is_empty());
+        assert!(order.busy.values().all(|n| *n > 0));
     }
 
     #[test]

@@ -12,7 +12,8 @@ use axum::http::{header, Request, StatusCode};
 use delius_bridge::amqp::consumer::{
     Consumers, ATTEMPTS, DEATH_REASON, EVENT_TYPE, MESSAGE_ID, ORIGINAL_QUEUE,
 };
-use delius_bridge::amqp::handler::{OutcomeLog, ScriptedHandler};
+use delius_bridge::amqp::envelope::Envelope;
+use delius_bridge::amqp::handler::{Handlers, MessageHandler, OutcomeLog, ScriptedHandler};
 use delius_bridge::amqp::outcome::HandlerOutcome;
 use delius_bridge::amqp::topology::{MANAGE_POM_CASES, REFER_AND_MONITOR};
 use delius_bridge::engine::Engine;
@@ -352,6 +353,128 @@ async fn shutdown_finishes_the_message_in_hand_and_acks_it() {
     stop(consumers, stopper).await;
     assert_eq!(handler.seen(), ["slow-1"], "finished before stopping");
     assert_eq!(rig.count(&queue).await, 0, "acked, not requeued");
+    assert_eq!(rig.count(&rig.names.dlq(REFER_AND_MONITOR)).await, 0);
+    rig.cleanup().await;
+}
+
+/// A handler that takes `delay` over each message and notes when it started and ended.
+struct Probe {
+    delay: Duration,
+    log: std::sync::Mutex<Vec<(String, std::time::Instant, std::time::Instant)>>,
+}
+
+impl Probe {
+    fn new(delay: Duration) -> Arc<Self> {
+        Arc::new(Self {
+            delay,
+            log: Default::default(),
+        })
+    }
+
+    /// (message id, started, ended) of every message handled, in the order they ended.
+    fn log(&self) -> Vec<(String, std::time::Instant, std::time::Instant)> {
+        self.log.lock().unwrap().clone()
+    }
+
+    fn span(&self, id: &str) -> (std::time::Instant, std::time::Instant) {
+        let log = self.log();
+        let (_, started, ended) = log
+            .iter()
+            .find(|(seen, ..)| seen == id)
+            .unwrap_or_else(|| panic!("{id} handled: {log:?}"));
+        (*started, *ended)
+    }
+}
+
+impl MessageHandler for Probe {
+    fn handle<'a>(
+        &'a self,
+        envelope: &'a Envelope,
+    ) -> aggregates::common::BoxFuture<'a, HandlerOutcome> {
+        Box::pin(async move {
+            let started = std::time::Instant::now();
+            tokio::time::sleep(self.delay).await;
+            let ended = std::time::Instant::now();
+            self.log
+                .lock()
+                .unwrap()
+                .push((envelope.message_id.clone(), started, ended));
+            HandlerOutcome::Success {
+                name: "Handled".into(),
+                properties: BTreeMap::new(),
+            }
+        })
+    }
+}
+
+async fn probe_consumers(rig: &Rig, probe: Arc<Probe>) -> (Consumers, watch::Sender<bool>) {
+    let (stop, stopped) = watch::channel(false);
+    let handlers = Handlers::new().with(REFER_AND_MONITOR, probe);
+    let consumers = Consumers::start(rig.config(OutcomeLog::memory()), handlers, stopped);
+    assert!(consumers.wait_ready(PATIENCE).await, "consumers start");
+    (consumers, stop)
+}
+
+#[tokio::test]
+async fn one_consumer_handles_other_peoples_messages_beside_a_persons_which_keep_their_order() {
+    let mut rig = Rig::new(&[50]).await;
+    rig.args.prefetch = 8;
+    let probe = Probe::new(Duration::from_millis(300));
+    let (consumers, stopper) = probe_consumers(&rig, probe.clone()).await;
+    let messages = [
+        ("a-1", "X200001"),
+        ("a-2", "X200001"),
+        ("b-1", "X200002"),
+        ("a-3", "X200001"),
+        ("c-1", "X200003"),
+    ];
+    for (id, crn) in messages {
+        rig.publish(REFERRAL_ENDED, &body(id, REFERRAL_ENDED, crn))
+            .await;
+    }
+    let all = timeout(PATIENCE, async {
+        while probe.log().len() < messages.len() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(all.is_ok(), "every message handled: {:?}", probe.log());
+    stop(consumers, stopper).await;
+
+    // One person's messages: one after the other, in the order published.
+    let (a1, a2, a3) = (probe.span("a-1"), probe.span("a-2"), probe.span("a-3"));
+    assert!(a1.1 <= a2.0 && a2.1 <= a3.0, "a-1, a-2, a-3 in turn");
+    // Other people's: beside the first, on the same single consumer.
+    let (b1, c1) = (probe.span("b-1"), probe.span("c-1"));
+    assert!(
+        b1.0 < a1.1 && c1.0 < a1.1,
+        "b-1 and c-1 started while a-1 was in hand"
+    );
+    assert_eq!(
+        rig.count(&rig.names.queue(REFER_AND_MONITOR)).await,
+        0,
+        "all acked"
+    );
+    rig.cleanup().await;
+}
+
+#[tokio::test]
+async fn shutdown_requeues_a_message_waiting_behind_the_same_persons_message_in_hand() {
+    let mut rig = Rig::new(&[50]).await;
+    rig.args.prefetch = 8;
+    let probe = Probe::new(Duration::from_millis(1500));
+    let (consumers, stopper) = probe_consumers(&rig, probe.clone()).await;
+    rig.publish(REFERRAL_ENDED, &body("w-1", REFERRAL_ENDED, "X200004"))
+        .await;
+    rig.publish(REFERRAL_ENDED, &body("w-2", REFERRAL_ENDED, "X200004"))
+        .await;
+    let queue = rig.names.queue(REFER_AND_MONITOR);
+    rig.wait_count(&queue, 0).await; // both delivered: w-1 in hand, w-2 waiting for it
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    stop(consumers, stopper).await;
+    let handled: Vec<String> = probe.log().into_iter().map(|(id, ..)| id).collect();
+    assert_eq!(handled, ["w-1"], "w-1 finished, w-2 never started");
+    assert_eq!(rig.count(&queue).await, 1, "w-2 is back on the queue");
     assert_eq!(rig.count(&rig.names.dlq(REFER_AND_MONITOR)).await, 0);
     rig.cleanup().await;
 }
