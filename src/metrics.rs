@@ -9,8 +9,11 @@
 //! | [`DEAD_LETTERS_TOTAL`] | counter | `queue` |
 //! | [`APPEND_STATEMENTS_TOTAL`] | counter | – |
 //! | [`APPENDS_TOTAL`] | counter | – |
+//! | [`LOAD_QUERIES_TOTAL`] | counter | – |
+//! | [`LOADS_TOTAL`] | counter | – |
 //!
-//! `APPENDS_TOTAL / APPEND_STATEMENTS_TOTAL` is the mean size of a group commit.
+//! `APPENDS_TOTAL / APPEND_STATEMENTS_TOTAL` is the mean size of a group commit,
+//! `LOADS_TOTAL / LOAD_QUERIES_TOTAL` that of a grouped stream load.
 //!
 //! `event_type` is one of the queue's bound event types, `unknown` for a body that did not
 //! parse, or `other` for an unbound type (so a bad publisher cannot grow the label set).
@@ -31,6 +34,11 @@ pub const DEAD_LETTERS_TOTAL: &str = "delius_bridge_dead_letters_total";
 pub const APPEND_STATEMENTS_TOTAL: &str = "delius_bridge_append_statements_total";
 /// Appends (a command, or a unit of commands) committed through those statements.
 pub const APPENDS_TOTAL: &str = "delius_bridge_appends_total";
+
+/// Grouped loads: queries the event log's loaders ran (one per group).
+pub const LOAD_QUERIES_TOTAL: &str = "delius_bridge_load_queries_total";
+/// Stream loads answered through those queries.
+pub const LOADS_TOTAL: &str = "delius_bridge_loads_total";
 
 /// Histogram buckets of [`MESSAGE_HANDLING_SECONDS`], in seconds.
 const HANDLING_BUCKETS: &[f64] = &[
@@ -77,6 +85,14 @@ pub fn install() -> &'static PrometheusHandle {
             APPENDS_TOTAL,
             "Appends committed through the group-commit statements"
         );
+        metrics::describe_counter!(
+            LOAD_QUERIES_TOTAL,
+            "Grouped stream-load queries the event log ran"
+        );
+        metrics::describe_counter!(
+            LOADS_TOTAL,
+            "Stream loads answered through the grouped queries"
+        );
         metrics::describe_histogram!(
             MESSAGE_HANDLING_SECONDS,
             metrics::Unit::Seconds,
@@ -121,6 +137,12 @@ pub fn record_message(queue: &str, event_type: &str, outcome: &str, elapsed: Dur
 /// Counts one message put on `queue`'s dead-letter queue.
 pub fn record_dead_letter(queue: &str) {
     metrics::counter!(DEAD_LETTERS_TOTAL, "queue" => queue.to_owned()).increment(1);
+}
+
+/// Counts one grouped query answering `loads` stream loads.
+pub fn record_load_group(loads: usize) {
+    metrics::counter!(LOAD_QUERIES_TOTAL).increment(1);
+    metrics::counter!(LOADS_TOTAL).increment(loads as u64);
 }
 
 /// Counts one group commit of `appends` appends.

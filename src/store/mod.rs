@@ -102,7 +102,7 @@ pub enum StoreError {
     /// A thread panicked while holding the embedded log's lock.
     #[error("event log lock poisoned")]
     Poisoned,
-    /// The PostgreSQL log's committer tasks are gone (the runtime is shutting down).
-    #[error("the event log's committer has stopped")]
+    /// The PostgreSQL log's committer or loader tasks are gone (the runtime is shutting down).
+    #[error("the event log's committer or loader has stopped")]
     CommitterStopped,
 }

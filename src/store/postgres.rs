@@ -1,11 +1,11 @@
-//! The PostgreSQL event log: loads through postgres-es's `PostgresEventRepository` (or, for a
-//! command under a message, with the message's recorded outcome in one query), appends
-//! events and the command-log rows in one statement of its own (postgres-es's `persist` owns
-//! its transaction and could not hold the command log).
+//! The PostgreSQL event log: loads streams (for a command under a message, with the message's
+//! recorded outcome) and appends events and the command-log rows, each in one statement of its
+//! own (postgres-es's `persist` owns its transaction and could not hold the command log), and
+//! both **grouped**: concurrent callers' loads share one query, their appends one statement.
+//! The tables are postgres-es's (`events`), so its repository reads what this log writes.
 
-use cqrs_es::persist::{PersistedEventRepository, SerializedEvent};
+use cqrs_es::persist::SerializedEvent;
 use cqrs_es::Aggregate;
-use postgres_es::PostgresEventRepository;
 use serde_json::Value;
 use sqlx::{PgPool, Row};
 use tokio::sync::{mpsc, oneshot, Mutex};
@@ -23,12 +23,17 @@ pub enum Recorded {
 const MAX_GROUP: usize = 64;
 /// Committer tasks: each writes one group at a time while the next group gathers.
 const COMMITTERS: usize = 2;
+/// How many stream loads from concurrent callers one query may carry.
+const MAX_LOADS: usize = 64;
+/// Loader tasks: each runs one query at a time while the next group gathers.
+const LOADERS: usize = 2;
 
 /// The event log in PostgreSQL.
 #[derive(Clone)]
 pub struct PgEventLog {
     pool: PgPool,
     commits: mpsc::Sender<Commit>,
+    loads: mpsc::Sender<Load>,
 }
 
 impl std::fmt::Debug for PgEventLog {
@@ -46,7 +51,16 @@ impl PgEventLog {
         for _ in 0..COMMITTERS {
             tokio::spawn(commit_groups(pool.clone(), queue.clone()));
         }
-        Self { pool, commits }
+        let (loads, queue) = mpsc::channel(4 * MAX_LOADS);
+        let queue = std::sync::Arc::new(Mutex::new(queue));
+        for _ in 0..LOADERS {
+            tokio::spawn(load_groups(pool.clone(), queue.clone()));
+        }
+        Self {
+            pool,
+            commits,
+            loads,
+        }
     }
 
     /// The pool behind the log.
@@ -56,8 +70,11 @@ impl PgEventLog {
 
     /// The stored events of one aggregate, in sequence order.
     pub async fn load<A: Aggregate>(&self, id: &str) -> Result<Vec<SerializedEvent>, StoreError> {
-        let repository = PostgresEventRepository::new(self.pool.clone());
-        Ok(repository.get_events::<A>(id).await?)
+        match self.load_stream(None, A::TYPE, id).await? {
+            Recorded::Events(events) => Ok(events),
+            // No message, so no recorded outcome to find.
+            Recorded::Outcome(_) => Err(StoreError::Poisoned),
+        }
     }
 
     /// What a command under a message needs, in one round trip: the outcome recorded for
@@ -69,40 +86,31 @@ impl PgEventLog {
         aggregate_type: &str,
         aggregate_id: &str,
     ) -> Result<Recorded, StoreError> {
-        let rows = sqlx::query(
-            "SELECT c.outcome, e.sequence, e.event_type, e.event_version, e.payload, e.metadata \
-             FROM (SELECT (SELECT outcome FROM command_log \
-                           WHERE message_id = $3 AND aggregate_type = $1 AND aggregate_id = $2) \
-                   AS outcome) c \
-             LEFT JOIN events e ON c.outcome IS NULL \
-                  AND e.aggregate_type = $1 AND e.aggregate_id = $2 \
-             ORDER BY e.sequence",
-        )
-        .bind(aggregate_type)
-        .bind(aggregate_id)
-        .bind(message_id)
-        .fetch_all(&self.pool)
-        .await?;
-        let mut events = Vec::with_capacity(rows.len());
-        for row in rows {
-            if let Some(outcome) = row.try_get::<Option<Value>, _>("outcome")? {
-                return Ok(Recorded::Outcome(serde_json::from_value(outcome)?));
-            }
-            let Some(sequence) = row.try_get::<Option<i64>, _>("sequence")? else {
-                continue;
-            };
-            events.push(SerializedEvent {
-                aggregate_id: aggregate_id.to_string(),
-                sequence: usize::try_from(sequence)
-                    .map_err(|e| StoreError::Database(sqlx::Error::Decode(Box::new(e))))?,
-                aggregate_type: aggregate_type.to_string(),
-                event_type: row.try_get("event_type")?,
-                event_version: row.try_get("event_version")?,
-                payload: row.try_get("payload")?,
-                metadata: row.try_get("metadata")?,
-            });
-        }
-        Ok(Recorded::Events(events))
+        self.load_stream(Some(message_id), aggregate_type, aggregate_id)
+            .await
+    }
+
+    /// **Grouped loads**: the request goes to a loader task, which reads it together with the
+    /// loads other callers queued meanwhile (up to `MAX_LOADS`, 64) in one query (`LOAD`).
+    /// Each caller gets exactly the rows a query of its own would return.
+    async fn load_stream(
+        &self,
+        message_id: Option<&str>,
+        aggregate_type: &str,
+        aggregate_id: &str,
+    ) -> Result<Recorded, StoreError> {
+        let (done, answer) = oneshot::channel();
+        let load = Load {
+            message_id: message_id.map(str::to_owned),
+            aggregate_type: aggregate_type.to_owned(),
+            aggregate_id: aggregate_id.to_owned(),
+            done,
+        };
+        self.loads
+            .send(load)
+            .await
+            .map_err(|_| StoreError::CommitterStopped)?;
+        answer.await.map_err(|_| StoreError::CommitterStopped)?
     }
 
     /// Appends a command's events and its command-log row atomically.
@@ -134,6 +142,120 @@ impl PgEventLog {
             .map_err(|_| StoreError::CommitterStopped)?;
         answer.await.map_err(|_| StoreError::CommitterStopped)?
     }
+}
+
+/// One caller's stream load, waiting for its loader.
+struct Load {
+    /// The message whose recorded outcome on the aggregate is wanted first, if any.
+    message_id: Option<String>,
+    aggregate_type: String,
+    aggregate_id: String,
+    done: oneshot::Sender<Result<Recorded, StoreError>>,
+}
+
+/// Takes what callers queued, a group at a time, and reads it.
+async fn load_groups(pool: PgPool, queue: std::sync::Arc<Mutex<mpsc::Receiver<Load>>>) {
+    loop {
+        let mut group = Vec::new();
+        {
+            let mut queue = queue.lock().await;
+            let Some(first) = queue.recv().await else {
+                return;
+            };
+            group.push(first);
+            while group.len() < MAX_LOADS {
+                match queue.try_recv() {
+                    Ok(next) => group.push(next),
+                    Err(_) => break,
+                }
+            }
+        }
+        crate::metrics::record_load_group(group.len());
+        match read(&pool, &group).await {
+            Ok(answers) => {
+                for (load, answer) in group.into_iter().zip(answers) {
+                    // A caller that stopped waiting does not need its answer.
+                    let _ = load.done.send(Ok(answer));
+                }
+            }
+            // Each caller gets the error a query of its own gets (sqlx errors do not clone).
+            Err(_) if group.len() > 1 => {
+                for load in group {
+                    let answer = read(&pool, std::slice::from_ref(&load)).await;
+                    let _ =
+                        load.done.send(answer.map(|mut answers| {
+                            answers.pop().unwrap_or(Recorded::Events(Vec::new()))
+                        }));
+                }
+            }
+            Err(error) => {
+                if let Some(load) = group.into_iter().next() {
+                    let _ = load.done.send(Err(error));
+                }
+            }
+        }
+    }
+}
+
+/// Every load of a group in one query: per load, its message's recorded outcome on the
+/// aggregate (when it names a message and one is recorded), else the aggregate's events in
+/// sequence order. Loads are numbered by ordinality; a load with neither gets one row of
+/// NULLs (the LEFT JOIN), so every load is answered.
+const LOAD: &str = "\
+WITH r AS ( \
+  SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) \
+    WITH ORDINALITY AS r(aggregate_type, aggregate_id, message_id, i) \
+), c AS ( \
+  SELECT r.*, (SELECT l.outcome FROM command_log l \
+               WHERE l.message_id = r.message_id AND l.aggregate_type = r.aggregate_type \
+                 AND l.aggregate_id = r.aggregate_id) AS outcome \
+  FROM r \
+) \
+SELECT c.i, c.outcome, e.sequence, e.event_type, e.event_version, e.payload, e.metadata \
+FROM c LEFT JOIN events e ON c.outcome IS NULL \
+  AND e.aggregate_type = c.aggregate_type AND e.aggregate_id = c.aggregate_id \
+ORDER BY c.i, e.sequence";
+
+/// Runs [`LOAD`] for `group`; one answer per load, in order.
+async fn read(pool: &PgPool, group: &[Load]) -> Result<Vec<Recorded>, StoreError> {
+    let types: Vec<&str> = group.iter().map(|l| l.aggregate_type.as_str()).collect();
+    let ids: Vec<&str> = group.iter().map(|l| l.aggregate_id.as_str()).collect();
+    let messages: Vec<Option<&str>> = group.iter().map(|l| l.message_id.as_deref()).collect();
+    let rows = sqlx::query(LOAD)
+        .bind(&types)
+        .bind(&ids)
+        .bind(&messages)
+        .fetch_all(pool)
+        .await?;
+    let mut answers: Vec<Recorded> = group.iter().map(|_| Recorded::Events(Vec::new())).collect();
+    for row in rows {
+        let index: i64 = row.try_get("i")?;
+        let slot = usize::try_from(index - 1)
+            .ok()
+            .filter(|i| *i < group.len())
+            .ok_or(StoreError::Poisoned)?;
+        if let Some(outcome) = row.try_get::<Option<Value>, _>("outcome")? {
+            answers[slot] = Recorded::Outcome(serde_json::from_value(outcome)?);
+            continue;
+        }
+        let Some(sequence) = row.try_get::<Option<i64>, _>("sequence")? else {
+            continue;
+        };
+        let load = &group[slot];
+        if let Recorded::Events(events) = &mut answers[slot] {
+            events.push(SerializedEvent {
+                aggregate_id: load.aggregate_id.clone(),
+                sequence: usize::try_from(sequence)
+                    .map_err(|e| StoreError::Database(sqlx::Error::Decode(Box::new(e))))?,
+                aggregate_type: load.aggregate_type.clone(),
+                event_type: row.try_get("event_type")?,
+                event_version: row.try_get("event_version")?,
+                payload: row.try_get("payload")?,
+                metadata: row.try_get("metadata")?,
+            });
+        }
+    }
+    Ok(answers)
 }
 
 /// One caller's append, waiting for its committer.

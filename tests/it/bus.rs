@@ -469,3 +469,144 @@ async fn concurrent_appends_are_committed_together_each_with_its_own_answer(pool
     assert_eq!((events, logged), (42, 42));
     engine.shutdown().await;
 }
+
+/// Grouped loads: stream loads from many concurrent callers share queries, yet each caller
+/// gets exactly its own stream (checked against postgres-es's repository), its message's
+/// recorded outcome, or nothing for an aggregate that does not exist.
+#[sqlx::test(migrator = "delius_bridge::engine::MIGRATOR")]
+async fn concurrent_loads_share_queries_and_each_gets_its_own_answer(pool: PgPool) {
+    use cqrs_es::persist::PersistedEventRepository;
+    use delius_bridge::bus::EventLog;
+    use delius_bridge::store::postgres::Recorded;
+
+    // Loads minus queries, from the process's metrics (other tests running meanwhile only
+    // ever add as many loads as queries, or more).
+    fn grouped_away() -> i64 {
+        let text = delius_bridge::metrics::render();
+        let value = |name: &str| -> i64 {
+            text.lines()
+                .find_map(|line| line.strip_prefix(name)?.trim().parse::<f64>().ok())
+                .unwrap_or(0.0) as i64
+        };
+        value("delius_bridge_loads_total") - value("delius_bridge_load_queries_total")
+    }
+    delius_bridge::metrics::install();
+    let engine = engine(pool.clone());
+    let EventLog::Postgres(log) = engine.bus.log().clone() else {
+        panic!("a PostgreSQL engine")
+    };
+    let crns: Vec<String> = (0..30).map(|i| format!("L{i:06}")).collect();
+    for (i, crn) in crns.iter().enumerate() {
+        engine
+            .bus
+            .execute::<Case>(
+                crn,
+                baseline_for(crn, 300 + i as i64, "Loaded"),
+                &metadata(crn),
+            )
+            .await
+            .unwrap();
+        if i % 2 == 0 {
+            // A second event on every other stream, under another message.
+            engine
+                .bus
+                .execute::<Case>(
+                    crn,
+                    baseline_for(crn, 300 + i as i64, "Renamed"),
+                    &metadata(&format!("{crn}-again")),
+                )
+                .await
+                .unwrap();
+        }
+    }
+    let grouped_before = grouped_away();
+
+    // Hold every read of `events` back: the loaders' first queries wait, and the loads
+    // queued after them are grouped when the lock goes.
+    let mut blocker = pool.begin().await.unwrap();
+    sqlx::query("LOCK TABLE events IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *blocker)
+        .await
+        .unwrap();
+    #[derive(Debug)]
+    enum Asked {
+        Stream(String),
+        Unrecorded(String),
+        Recorded(String),
+        Missing(String),
+    }
+    let mut tasks = tokio::task::JoinSet::new();
+    for crn in &crns {
+        for asked in [
+            Asked::Stream(crn.clone()),
+            Asked::Unrecorded(crn.clone()),
+            Asked::Recorded(crn.clone()),
+            Asked::Missing(format!("{crn}-none")),
+        ] {
+            let log = log.clone();
+            tasks.spawn(async move {
+                let answer = match &asked {
+                    Asked::Stream(id) | Asked::Missing(id) => {
+                        log.load::<Case>(id).await.map(Recorded::Events)
+                    }
+                    Asked::Unrecorded(id) => {
+                        log.load_unless_recorded("never-sent", "Case", id).await
+                    }
+                    Asked::Recorded(id) => log.load_unless_recorded(id, "Case", id).await,
+                };
+                (asked, answer.unwrap())
+            });
+        }
+    }
+    for _ in 0..600 {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity \
+             WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        if waiting >= 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // Queueing needs no connection: every task has queued well within this.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    blocker.commit().await.unwrap();
+
+    let repository = postgres_es::PostgresEventRepository::new(pool.clone());
+    let mut answered = 0;
+    while let Some(joined) = tasks.join_next().await {
+        let (asked, answer) = joined.unwrap();
+        answered += 1;
+        match (&asked, answer) {
+            (Asked::Stream(id) | Asked::Unrecorded(id), Recorded::Events(events)) => {
+                let expected = repository.get_events::<Case>(id).await.unwrap();
+                assert_eq!(events.len(), expected.len(), "{asked:?}");
+                assert!(!events.is_empty(), "{asked:?}");
+                for (got, want) in events.iter().zip(&expected) {
+                    assert_eq!(got.aggregate_id, want.aggregate_id);
+                    assert_eq!(got.aggregate_type, want.aggregate_type);
+                    assert_eq!(got.sequence, want.sequence);
+                    assert_eq!(got.event_type, want.event_type);
+                    assert_eq!(got.payload, want.payload);
+                    assert_eq!(got.metadata, want.metadata);
+                }
+            }
+            (Asked::Recorded(id), Recorded::Outcome(outcome)) => {
+                assert_eq!(&outcome.message_id, id);
+                assert_eq!(&outcome.aggregate_id, id);
+                assert_eq!(outcome.events[0].sequence, 1, "its first command's outcome");
+            }
+            (Asked::Missing(_), Recorded::Events(events)) => assert!(events.is_empty()),
+            (asked, answer) => panic!("{asked:?} answered {answer:?}"),
+        }
+    }
+    assert_eq!(answered, 4 * crns.len());
+    let saved = grouped_away() - grouped_before;
+    assert!(
+        saved >= crns.len() as i64,
+        "{answered} loads should share queries: loads_total - load_queries_total rose by {saved}"
+    );
+}
