@@ -144,6 +144,20 @@ impl PgEventLog {
     }
 }
 
+/// The next group from a queue shared by several tasks: the first request (waiting for it),
+/// then whatever else is queued, up to `max`; `None` once every sender is gone.
+async fn gather<T>(queue: &Mutex<mpsc::Receiver<T>>, max: usize) -> Option<Vec<T>> {
+    let mut queue = queue.lock().await;
+    let mut group = vec![queue.recv().await?];
+    while group.len() < max {
+        match queue.try_recv() {
+            Ok(next) => group.push(next),
+            Err(_) => break,
+        }
+    }
+    Some(group)
+}
+
 /// One caller's stream load, waiting for its loader.
 struct Load {
     /// The message whose recorded outcome on the aggregate is wanted first, if any.
@@ -156,20 +170,9 @@ struct Load {
 /// Takes what callers queued, a group at a time, and reads it.
 async fn load_groups(pool: PgPool, queue: std::sync::Arc<Mutex<mpsc::Receiver<Load>>>) {
     loop {
-        let mut group = Vec::new();
-        {
-            let mut queue = queue.lock().await;
-            let Some(first) = queue.recv().await else {
-                return;
-            };
-            group.push(first);
-            while group.len() < MAX_LOADS {
-                match queue.try_recv() {
-                    Ok(next) => group.push(next),
-                    Err(_) => break,
-                }
-            }
-        }
+        let Some(group) = gather(&queue, MAX_LOADS).await else {
+            return;
+        };
         crate::metrics::record_load_group(group.len());
         match read(&pool, &group).await {
             Ok(answers) => {
@@ -267,20 +270,9 @@ struct Commit {
 /// Takes what callers queued, a group at a time, and writes it.
 async fn commit_groups(pool: PgPool, queue: std::sync::Arc<Mutex<mpsc::Receiver<Commit>>>) {
     loop {
-        let mut group = Vec::new();
-        {
-            let mut queue = queue.lock().await;
-            let Some(first) = queue.recv().await else {
-                return;
-            };
-            group.push(first);
-            while group.len() < MAX_GROUP {
-                match queue.try_recv() {
-                    Ok(next) => group.push(next),
-                    Err(_) => break,
-                }
-            }
-        }
+        let Some(group) = gather(&queue, MAX_GROUP).await else {
+            return;
+        };
         commit_group(&pool, group).await;
     }
 }
