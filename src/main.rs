@@ -2,6 +2,11 @@
 
 use clap::Parser;
 
+// The projector and the replay build many small maps and strings per event; glibc's malloc
+// took a fifth of the replay's CPU (BENCHMARKS.md, replay section).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     // sqlx and lapin bring rustls with ring and reqwest has no provider of its own: install

@@ -28,11 +28,19 @@ use crate::Options;
 const BATCH: i64 = projections::replay::DEFAULT_BATCH;
 
 pub async fn run(options: &Options) -> anyhow::Result<Vec<Figure>> {
-    let events_wanted: u64 = if options.quick { 40_000 } else { 1_000_000 };
+    let events_wanted: u64 = match (options.replay_events, options.quick) {
+        (0, true) => 40_000,
+        (0, false) => 1_000_000,
+        (wanted, _) => wanted,
+    };
     let db = Database::create("replay", 8).await?;
     delius_bridge::engine::MIGRATOR.run(&db.pool).await?;
     let outcome = measure(&db, options, events_wanted).await;
-    db.drop_now().await;
+    if options.keep_replay_db {
+        eprintln!("replay: database kept: DATABASE_URL={}", db.url);
+    } else {
+        db.drop_now().await;
+    }
     outcome
 }
 

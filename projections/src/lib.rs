@@ -24,7 +24,7 @@ pub mod postgres;
 pub mod replay;
 pub mod rows;
 
-pub use log::{AnyEvent, Metadata, RecordedEvent, Source};
+pub use log::{AnyEvent, Json, LoggedEvent, Metadata, RawJson, RecordedEvent, Source};
 pub use rows::{Key, RowChange, TableDef, TABLES};
 
 /// Where a projector has got to in the global order `(transaction_id, global_position)`.
@@ -36,7 +36,7 @@ pub struct Checkpoint {
 
 impl Checkpoint {
     /// The checkpoint just past `event`.
-    pub fn of(event: &RecordedEvent) -> Self {
+    pub fn of<P>(event: &RecordedEvent<P>) -> Self {
         Self {
             transaction_id: event.transaction_id,
             global_position: event.global_position,

@@ -50,9 +50,11 @@ pub struct Metadata {
     pub received_at: DateTime<Utc>,
 }
 
-/// One event as stored, with its place in the global order.
+/// One event as stored, with its place in the global order. `P` is how its payload and
+/// metadata are held: a [`Value`] tree (audit, the embedded store), or [`RawJson`], the text
+/// as read, which the projectors decode straight into typed events ([`LoggedEvent`]).
 #[derive(Debug, Clone, PartialEq)]
-pub struct RecordedEvent {
+pub struct RecordedEvent<P = Value> {
     pub global_position: i64,
     pub transaction_id: i64,
     pub aggregate_type: String,
@@ -60,9 +62,74 @@ pub struct RecordedEvent {
     pub sequence: i64,
     pub event_type: String,
     pub event_version: String,
-    pub payload: Value,
-    pub metadata: Value,
+    pub payload: P,
+    pub metadata: P,
     pub recorded_at: DateTime<Utc>,
+}
+
+/// An event as the projectors and the replay read it: payload and metadata as JSON text.
+pub type LoggedEvent = RecordedEvent<RawJson>;
+
+/// JSON text as read from the log, not parsed into a tree: decoding it into a typed event
+/// allocates only that event, where a [`Value`] tree allocates a map and a string per field
+/// first (a fifth of a replay's CPU; BENCHMARKS.md).
+#[derive(Debug, Clone)]
+pub struct RawJson(pub Box<serde_json::value::RawValue>);
+
+impl PartialEq for RawJson {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.get() == other.0.get()
+    }
+}
+
+impl<'r> sqlx::Decode<'r, sqlx::Postgres> for RawJson {
+    fn decode(value: sqlx::postgres::PgValueRef<'r>) -> Result<Self, sqlx::error::BoxDynError> {
+        let sqlx::types::Json(raw) =
+            <sqlx::types::Json<Box<serde_json::value::RawValue>> as sqlx::Decode<
+                'r,
+                sqlx::Postgres,
+            >>::decode(value)?;
+        Ok(Self(raw))
+    }
+}
+
+impl sqlx::Type<sqlx::Postgres> for RawJson {
+    fn type_info() -> sqlx::postgres::PgTypeInfo {
+        <sqlx::types::JsonValue as sqlx::Type<sqlx::Postgres>>::type_info()
+    }
+
+    fn compatible(ty: &sqlx::postgres::PgTypeInfo) -> bool {
+        <sqlx::types::JsonValue as sqlx::Type<sqlx::Postgres>>::compatible(ty)
+    }
+}
+
+/// How a stored event's payload and metadata are held: they can be decoded into a type, or
+/// turned into a [`Value`] for the upcasters.
+pub trait Json: Clone + PartialEq + std::fmt::Debug {
+    /// Decodes into `T`.
+    fn parse<T: serde::de::DeserializeOwned>(&self) -> Result<T, serde_json::Error>;
+    /// The JSON as a tree.
+    fn to_value(&self) -> Result<Value, serde_json::Error>;
+}
+
+impl Json for Value {
+    fn parse<T: serde::de::DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        T::deserialize(self)
+    }
+
+    fn to_value(&self) -> Result<Value, serde_json::Error> {
+        Ok(self.clone())
+    }
+}
+
+impl Json for RawJson {
+    fn parse<T: serde::de::DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        serde_json::from_str(self.0.get())
+    }
+
+    fn to_value(&self) -> Result<Value, serde_json::Error> {
+        serde_json::from_str(self.0.get())
+    }
 }
 
 /// Why a stored event could not be read.
@@ -98,7 +165,7 @@ pub enum AnyEvent {
     Diary(Box<DiaryEvent>),
 }
 
-impl RecordedEvent {
+impl<P: Json> RecordedEvent<P> {
     /// Decodes the payload, upcasting it first with `aggregates::upcasters::all()`.
     pub fn decode(&self) -> Result<AnyEvent, DecodeError> {
         let upcasters = aggregates::upcasters::all();
@@ -106,13 +173,14 @@ impl RecordedEvent {
             .iter()
             .any(|u| u.can_upcast(&self.event_type, &self.event_version))
         {
+            let payload = self.payload.to_value().map_err(|e| self.payload_error(e))?;
             let mut serialized = SerializedEvent::new(
                 self.aggregate_id.clone(),
                 self.sequence as usize,
                 self.aggregate_type.clone(),
                 self.event_type.clone(),
                 self.event_version.clone(),
-                self.payload.clone(),
+                payload,
                 Value::Null,
             );
             for upcaster in upcasters {
@@ -126,34 +194,142 @@ impl RecordedEvent {
         }
     }
 
-    fn decode_payload(&self, payload: &Value) -> Result<AnyEvent, DecodeError> {
-        fn parse<T: serde::de::DeserializeOwned>(
-            event: &RecordedEvent,
-            payload: &Value,
-        ) -> Result<T, DecodeError> {
-            T::deserialize(payload).map_err(|source| DecodeError::Payload {
-                event_type: event.event_type.clone(),
-                event_version: event.event_version.clone(),
-                position: event.global_position,
-                source,
-            })
+    fn payload_error(&self, source: serde_json::Error) -> DecodeError {
+        DecodeError::Payload {
+            event_type: self.event_type.clone(),
+            event_version: self.event_version.clone(),
+            position: self.global_position,
+            source,
         }
+    }
+
+    fn decode_payload<J: Json>(&self, payload: &J) -> Result<AnyEvent, DecodeError> {
+        let error = |source| self.payload_error(source);
         Ok(match self.aggregate_type.as_str() {
-            ReferenceData::TYPE => AnyEvent::Reference(parse(self, payload)?),
-            Case::TYPE => AnyEvent::Case(parse(self, payload)?),
-            Custody::TYPE => AnyEvent::Custody(parse(self, payload)?),
-            PomAllocation::TYPE => AnyEvent::Pom(parse(self, payload)?),
-            Referral::TYPE => AnyEvent::Referral(parse(self, payload)?),
-            Diary::TYPE => AnyEvent::Diary(parse(self, payload)?),
+            ReferenceData::TYPE => AnyEvent::Reference(payload.parse().map_err(error)?),
+            Case::TYPE => AnyEvent::Case(payload.parse().map_err(error)?),
+            Custody::TYPE => AnyEvent::Custody(payload.parse().map_err(error)?),
+            PomAllocation::TYPE => AnyEvent::Pom(payload.parse().map_err(error)?),
+            Referral::TYPE => AnyEvent::Referral(payload.parse().map_err(error)?),
+            Diary::TYPE => AnyEvent::Diary(payload.parse().map_err(error)?),
             other => return Err(DecodeError::UnknownAggregate(other.to_string())),
         })
     }
 
     /// The command metadata stored with the event.
     pub fn metadata(&self) -> Result<Metadata, DecodeError> {
-        serde_json::from_value(self.metadata.clone()).map_err(|source| DecodeError::Metadata {
-            position: self.global_position,
-            source,
-        })
+        self.metadata
+            .parse()
+            .map_err(|source| DecodeError::Metadata {
+                position: self.global_position,
+                source,
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use serde_json::json;
+
+    use super::*;
+
+    fn stored(event_type: &str, version: &str, payload: Value) -> RecordedEvent {
+        RecordedEvent {
+            global_position: 7,
+            transaction_id: 1,
+            aggregate_type: Diary::TYPE.into(),
+            aggregate_id: "X123456".into(),
+            sequence: 3,
+            event_type: event_type.into(),
+            event_version: version.into(),
+            payload,
+            metadata: json!({
+                "message_id": "m1", "correlation_id": "c1", "source": "amqp",
+                "actor": "crs", "received_at": "2026-11-30T12:00:00Z"
+            }),
+            recorded_at: Utc::now(),
+        }
+    }
+
+    /// The same event held as JSON text, as the projectors read it.
+    fn raw(event: &RecordedEvent) -> LoggedEvent {
+        let text = |v: &Value| RawJson(serde_json::value::to_raw_value(v).unwrap());
+        RecordedEvent {
+            global_position: event.global_position,
+            transaction_id: event.transaction_id,
+            aggregate_type: event.aggregate_type.clone(),
+            aggregate_id: event.aggregate_id.clone(),
+            sequence: event.sequence,
+            event_type: event.event_type.clone(),
+            event_version: event.event_version.clone(),
+            payload: text(&event.payload),
+            metadata: text(&event.metadata),
+            recorded_at: event.recorded_at,
+        }
+    }
+
+    #[test]
+    fn text_and_tree_decode_alike_current_and_upcast_versions() {
+        let current = stored(
+            "AppointmentOutcomeRecorded",
+            "2.0.0",
+            json!({"AppointmentOutcomeRecorded": {
+                "contact_id": 1, "outcome_code": "ATTC", "attended": true,
+                "complied": true, "minutes_credited": 45, "rar_activity": false
+            }}),
+        );
+        let v1 = stored(
+            "AppointmentOutcomeRecorded",
+            "1.0",
+            json!({"AppointmentOutcomeRecorded": {
+                "contact_id": 1, "outcome_code": "ATTC", "attended": true,
+                "complied": true, "hours_credited": "0.75", "rar_activity": false
+            }}),
+        );
+        for event in [&current, &v1] {
+            let tree = event.decode().unwrap();
+            assert_eq!(raw(event).decode().unwrap(), tree);
+            assert_eq!(raw(event).metadata().unwrap(), event.metadata().unwrap());
+        }
+        // The upcast v1 reads as the current one.
+        assert_eq!(raw(&v1).decode().unwrap(), current.decode().unwrap());
+        let AnyEvent::Diary(event) = raw(&current).decode().unwrap() else {
+            panic!("not a diary event");
+        };
+        assert!(matches!(
+            *event,
+            DiaryEvent::AppointmentOutcomeRecorded {
+                minutes_credited: Some(45),
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn text_that_does_not_match_the_event_is_a_decode_error_with_its_position() {
+        let bad = stored(
+            "AppointmentOutcomeRecorded",
+            "2.0.0",
+            json!({"AppointmentOutcomeRecorded": {"contact_id": "not a number"}}),
+        );
+        let error = raw(&bad).decode().unwrap_err();
+        assert!(
+            matches!(&error, DecodeError::Payload { position: 7, event_type, .. } if event_type == "AppointmentOutcomeRecorded"),
+            "{error}"
+        );
+        let mut no_metadata = raw(&bad);
+        no_metadata.metadata = RawJson(serde_json::value::to_raw_value(&json!({})).unwrap());
+        assert!(matches!(
+            no_metadata.metadata(),
+            Err(DecodeError::Metadata { position: 7, .. })
+        ));
+        let mut unknown = raw(&bad);
+        unknown.aggregate_type = "Spaceship".into();
+        assert!(matches!(
+            unknown.decode(),
+            Err(DecodeError::UnknownAggregate(t)) if t == "Spaceship"
+        ));
     }
 }

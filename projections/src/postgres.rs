@@ -12,7 +12,7 @@ use sqlx::postgres::PgRow;
 use sqlx::{Acquire, PgConnection, PgPool, Postgres, Row, Transaction};
 use tokio::sync::{watch, Notify};
 
-use crate::log::{DecodeError, RecordedEvent};
+use crate::log::{DecodeError, Json, LoggedEvent, RecordedEvent};
 use crate::rows::{self, Key, RowChange, Stamp, INSERT_ONLY_COLUMNS};
 use crate::Checkpoint;
 
@@ -34,7 +34,10 @@ const SELECT_EVENTS: &str = "SELECT global_position, transaction_id::text::bigin
      aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata, recorded_at \
      FROM events";
 
-fn recorded_event(row: &PgRow) -> Result<RecordedEvent, sqlx::Error> {
+fn recorded_event<P>(row: &PgRow) -> Result<RecordedEvent<P>, sqlx::Error>
+where
+    P: for<'r> sqlx::Decode<'r, Postgres> + sqlx::Type<Postgres>,
+{
     Ok(RecordedEvent {
         global_position: row.try_get("global_position")?,
         transaction_id: row.try_get("txid")?,
@@ -51,13 +54,13 @@ fn recorded_event(row: &PgRow) -> Result<RecordedEvent, sqlx::Error> {
 
 /// Reads up to `limit` events after `after`, in global order, from transactions older than
 /// every transaction still in flight — so no event can later appear before the ones returned.
-/// With `until`, only events recorded at or before that moment.
+/// With `until`, only events recorded at or before that moment. Payloads stay JSON text.
 pub async fn read_events_after(
     conn: &mut PgConnection,
     after: Checkpoint,
     limit: i64,
     until: Option<DateTime<Utc>>,
-) -> Result<Vec<RecordedEvent>, sqlx::Error> {
+) -> Result<Vec<LoggedEvent>, sqlx::Error> {
     let sql = format!(
         "{SELECT_EVENTS} WHERE (transaction_id, global_position) > ($1::text::xid8, $2) \
          AND transaction_id < pg_snapshot_xmin(pg_current_snapshot()) \
@@ -176,14 +179,26 @@ impl PgSink {
 
     /// Writes everything staged, the sealed sets first, in order.
     pub async fn flush(&mut self, conn: &mut PgConnection) -> Result<(), ProjectionError> {
-        for set in std::mem::take(&mut self.sealed) {
-            self.write(conn, set).await?;
-        }
-        let staged = std::mem::take(&mut self.staged);
-        self.write(conn, staged).await
+        self.encode()?.execute(conn).await
     }
 
-    async fn write(&self, conn: &mut PgConnection, set: Staged) -> Result<(), ProjectionError> {
+    /// Turns everything staged into the statements that write it, in order, leaving the sink
+    /// empty. Pure CPU, so a replay encodes batch N + 1 while batch N is being written.
+    pub fn encode(&mut self) -> Result<Encoded, ProjectionError> {
+        let mut statements = Vec::new();
+        for set in std::mem::take(&mut self.sealed) {
+            self.encode_set(set, &mut statements)?;
+        }
+        let staged = std::mem::take(&mut self.staged);
+        self.encode_set(staged, &mut statements)?;
+        Ok(Encoded { statements })
+    }
+
+    fn encode_set(
+        &self,
+        set: Staged,
+        statements: &mut Vec<(String, Vec<String>)>,
+    ) -> Result<(), ProjectionError> {
         type Groups = BTreeMap<(&'static str, u8, Vec<String>), Vec<Value>>;
         let mut groups: Groups = BTreeMap::new();
         for ((table, key), pending) in set {
@@ -218,7 +233,7 @@ impl PgSink {
         // statement (a data-modifying CTE each): the set touches each row once, the schema has
         // no foreign keys, and sibling sub-statements of one statement run on one snapshot,
         // so one statement writes what they would one after the other, in one round trip.
-        let mut combined: Vec<(String, Value)> = Vec::new();
+        let mut combined: Vec<(String, String)> = Vec::new();
         for ((table, kind, columns), rows) in groups {
             let def =
                 rows::table(table).ok_or_else(|| ProjectionError::Identifier(table.into()))?;
@@ -231,13 +246,13 @@ impl PgSink {
             let param = format!("${}", combined.len() + 1);
             let sql = match kind {
                 0 => {
-                    sqlx::query(&format!(
-                        "DELETE FROM {target} t USING jsonb_populate_recordset(NULL::{target}, $1) r \
-                         WHERE t.\"{key}\" = r.\"{key}\""
-                    ))
-                    .bind(Value::Array(rows))
-                    .execute(&mut *conn)
-                    .await?;
+                    statements.push((
+                        format!(
+                            "DELETE FROM {target} t USING json_populate_recordset(NULL::{target}, $1::json) r \
+                             WHERE t.\"{key}\" = r.\"{key}\""
+                        ),
+                        vec![json_text(&rows)],
+                    ));
                     continue;
                 }
                 1 => {
@@ -253,7 +268,7 @@ impl PgSink {
                     };
                     format!(
                         "INSERT INTO {target} ({cols}) SELECT {cols} \
-                         FROM jsonb_populate_recordset(NULL::{target}, {param}) \
+                         FROM json_populate_recordset(NULL::{target}, {param}::json) \
                          ON CONFLICT (\"{key}\") {on_conflict}",
                         cols = quoted.join(", ")
                     )
@@ -268,37 +283,62 @@ impl PgSink {
                         continue;
                     }
                     format!(
-                        "UPDATE {target} t SET {} FROM jsonb_populate_recordset(NULL::{target}, {param}) r \
+                        "UPDATE {target} t SET {} FROM json_populate_recordset(NULL::{target}, {param}::json) r \
                          WHERE t.\"{key}\" = r.\"{key}\"",
                         sets.join(", ")
                     )
                 }
             };
-            combined.push((sql, Value::Array(rows)));
+            combined.push((sql, json_text(&rows)));
         }
-        let sql = match combined.as_slice() {
-            [] => return Ok(()),
-            [(one, _)] => one.clone(),
-            many => {
-                let parts: Vec<String> = many
+        match combined.len() {
+            0 => {}
+            1 => statements.extend(combined.into_iter().map(|(sql, rows)| (sql, vec![rows]))),
+            _ => {
+                let parts: Vec<String> = combined
                     .iter()
                     .enumerate()
                     .map(|(i, (sql, _))| format!("w{i} AS ({sql})"))
                     .collect();
-                format!("WITH {} SELECT 1", parts.join(", "))
+                let sql = format!("WITH {} SELECT 1", parts.join(", "));
+                statements.push((sql, combined.into_iter().map(|(_, rows)| rows).collect()));
             }
-        };
-        let mut query = sqlx::query(&sql);
-        for (_, rows) in combined {
-            query = query.bind(rows);
         }
-        query.execute(&mut *conn).await?;
         Ok(())
     }
 }
 
-/// Where the time of [`project_events`] went: decoding and projecting (CPU, this process) and
-/// writing (the database round trips of the sink).
+/// Staged row changes encoded as statements ([`PgSink::encode`]), ready to run in order.
+#[derive(Debug, Default)]
+pub struct Encoded {
+    /// Each statement with its parameters: row sets as JSON text.
+    statements: Vec<(String, Vec<String>)>,
+}
+
+impl Encoded {
+    /// Runs the statements in order on `conn`.
+    pub async fn execute(self, conn: &mut PgConnection) -> Result<(), ProjectionError> {
+        for (sql, params) in self.statements {
+            let mut query = sqlx::query(&sql);
+            for rows in params {
+                query = query.bind(rows);
+            }
+            query.execute(&mut *conn).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Rows as a JSON array in text: bound as `text` and read with `json_populate_recordset`,
+/// PostgreSQL only scans it, where a `jsonb` parameter is first parsed into jsonb's binary form.
+fn json_text(rows: &[Value]) -> String {
+    // Serializing a `Value` cannot fail: its keys are strings.
+    serde_json::to_string(rows).unwrap_or_else(|_| "[]".to_string())
+}
+
+/// Where the time of [`project_events`] went: decoding and projecting (CPU, this process; in
+/// a replay also encoding the statements, [`PgSink::encode`]) and writing (the database
+/// round trips of the sink).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ProjectTimings {
     pub decode_and_project: std::time::Duration,
@@ -313,7 +353,10 @@ impl std::ops::AddAssign for ProjectTimings {
 }
 
 /// Decodes and projects `events` (already in global order) into `sink`'s staging; no I/O.
-pub fn stage_events(sink: &mut PgSink, events: &[RecordedEvent]) -> Result<(), ProjectionError> {
+pub fn stage_events<P: Json>(
+    sink: &mut PgSink,
+    events: &[RecordedEvent<P>],
+) -> Result<(), ProjectionError> {
     for event in events {
         let decoded = event.decode()?;
         let metadata = event.metadata()?;
@@ -330,10 +373,10 @@ pub fn stage_events(sink: &mut PgSink, events: &[RecordedEvent]) -> Result<(), P
 }
 
 /// Projects `events` (already in global order) into `sink`'s schema: stages, then writes.
-pub async fn project_events(
+pub async fn project_events<P: Json>(
     conn: &mut PgConnection,
     sink: &mut PgSink,
-    events: &[RecordedEvent],
+    events: &[RecordedEvent<P>],
 ) -> Result<ProjectTimings, ProjectionError> {
     let started = std::time::Instant::now();
     stage_events(sink, events)?;

@@ -26,7 +26,7 @@ use sqlx::{Acquire, PgConnection, PgPool, Row};
 use uuid::Uuid;
 
 use crate::postgres::{
-    identifier, project_events, read_events_after, stage_events, PgSink, ProjectTimings,
+    identifier, project_events, read_events_after, stage_events, Encoded, PgSink, ProjectTimings,
     ProjectionError,
 };
 use crate::rows::TABLES;
@@ -469,8 +469,9 @@ async fn rebuild(
                 let staging = Instant::now();
                 let mut sink = PgSink::new(target)?;
                 stage_events(&mut sink, &events)?;
+                let encoded = sink.encode()?;
                 timings.project.decode_and_project += staging.elapsed();
-                Some(sink)
+                Some(encoded)
             }
             None => None,
         };
@@ -487,7 +488,7 @@ async fn rebuild(
                 tokio::time::sleep(request.throttle).await;
             }
         }
-        let (Some(sink), Some(next)) = (staged, next) else {
+        let (Some(encoded), Some(next)) = (staged, next) else {
             break;
         };
         let connection = writer
@@ -496,7 +497,7 @@ async fn rebuild(
         in_flight = Some((
             tokio::spawn(write_batch(
                 connection,
-                sink,
+                encoded,
                 target.to_string(),
                 next,
                 count,
@@ -551,14 +552,14 @@ type WriteTask = tokio::task::JoinHandle<
 /// back with the time it took.
 async fn write_batch(
     mut connection: sqlx::pool::PoolConnection<sqlx::Postgres>,
-    mut sink: PgSink,
+    encoded: Encoded,
     target: String,
     next: Checkpoint,
     count: u64,
 ) -> Result<(sqlx::pool::PoolConnection<sqlx::Postgres>, Duration), ProjectionError> {
     let started = Instant::now();
     let mut tx = connection.begin().await?;
-    sink.flush(&mut tx).await?;
+    encoded.execute(&mut tx).await?;
     save_run_checkpoint(&mut tx, &target, next, count as i64).await?;
     tx.commit().await?;
     Ok((connection, started.elapsed()))

@@ -130,7 +130,7 @@ pub async fn run(cli: &Cli, args: &ReplayArgs) -> anyhow::Result<()> {
         let t = report.timings;
         writeln!(
             out,
-            "time: read {:.1}s, decode+project {:.1}s, write {:.1}s, indexes {:.1}s, swap {:.1}s",
+            "time: read {:.1}s, decode+project+encode {:.1}s, write {:.1}s, indexes {:.1}s, swap {:.1}s",
             t.read.as_secs_f64(),
             t.project.decode_and_project.as_secs_f64(),
             t.project.write.as_secs_f64(),
