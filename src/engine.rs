@@ -17,6 +17,7 @@ use projections::Checkpoint;
 
 use crate::bus::{CommandBus, EventLog};
 use crate::ids::{MemoryIds, PgIds};
+use crate::reference::LookupBatcher;
 use crate::store::{CommandOutcome, MemEventLog, PgEventLog};
 
 /// The migrations in `schema/`, embedded.
@@ -46,6 +47,8 @@ pub enum WaitError {
 pub struct Engine {
     pub bus: Arc<CommandBus>,
     pub backend: Backend,
+    /// Groups concurrent reference lookups on PostgreSQL ([`crate::reference::lookup_many`]).
+    lookups: Option<LookupBatcher>,
     progress: watch::Receiver<Checkpoint>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
@@ -86,6 +89,7 @@ impl Engine {
         ));
         Self {
             bus: Arc::new(bus),
+            lookups: Some(LookupBatcher::new(pool.clone())),
             backend: Backend::Postgres(pool),
             progress,
             shutdown,
@@ -121,10 +125,16 @@ impl Engine {
         Self {
             bus: Arc::new(bus),
             backend: Backend::Memory { log, tables },
+            lookups: None,
             progress,
             shutdown,
             tasks: vec![projector],
         }
+    }
+
+    /// The reference-lookup batcher (PostgreSQL only).
+    pub(crate) fn lookups(&self) -> Option<&LookupBatcher> {
+        self.lookups.as_ref()
     }
 
     /// Where the Delius projector has got to.

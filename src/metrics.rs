@@ -11,9 +11,12 @@
 //! | [`APPENDS_TOTAL`] | counter | – |
 //! | [`LOAD_QUERIES_TOTAL`] | counter | – |
 //! | [`LOADS_TOTAL`] | counter | – |
+//! | [`LOOKUP_QUERIES_TOTAL`] | counter | – |
+//! | [`LOOKUPS_TOTAL`] | counter | – |
 //!
 //! `APPENDS_TOTAL / APPEND_STATEMENTS_TOTAL` is the mean size of a group commit,
-//! `LOADS_TOTAL / LOAD_QUERIES_TOTAL` that of a grouped stream load.
+//! `LOADS_TOTAL / LOAD_QUERIES_TOTAL` that of a grouped stream load,
+//! `LOOKUPS_TOTAL / LOOKUP_QUERIES_TOTAL` that of a grouped reference lookup.
 //!
 //! `event_type` is one of the queue's bound event types, `unknown` for a body that did not
 //! parse, or `other` for an unbound type (so a bad publisher cannot grow the label set).
@@ -39,6 +42,11 @@ pub const APPENDS_TOTAL: &str = "delius_bridge_appends_total";
 pub const LOAD_QUERIES_TOTAL: &str = "delius_bridge_load_queries_total";
 /// Stream loads answered through those queries.
 pub const LOADS_TOTAL: &str = "delius_bridge_loads_total";
+
+/// Grouped reference lookups: queries the lookup tasks ran (one per group).
+pub const LOOKUP_QUERIES_TOTAL: &str = "delius_bridge_lookup_queries_total";
+/// `reference::lookup_many` calls answered through those queries.
+pub const LOOKUPS_TOTAL: &str = "delius_bridge_lookups_total";
 
 /// Histogram buckets of [`MESSAGE_HANDLING_SECONDS`], in seconds.
 const HANDLING_BUCKETS: &[f64] = &[
@@ -93,6 +101,14 @@ pub fn install() -> &'static PrometheusHandle {
             LOADS_TOTAL,
             "Stream loads answered through the grouped queries"
         );
+        metrics::describe_counter!(
+            LOOKUP_QUERIES_TOTAL,
+            "Grouped reference-lookup queries the lookup tasks ran"
+        );
+        metrics::describe_counter!(
+            LOOKUPS_TOTAL,
+            "Reference-lookup calls answered through the grouped queries"
+        );
         metrics::describe_histogram!(
             MESSAGE_HANDLING_SECONDS,
             metrics::Unit::Seconds,
@@ -137,6 +153,12 @@ pub fn record_message(queue: &str, event_type: &str, outcome: &str, elapsed: Dur
 /// Counts one message put on `queue`'s dead-letter queue.
 pub fn record_dead_letter(queue: &str) {
     metrics::counter!(DEAD_LETTERS_TOTAL, "queue" => queue.to_owned()).increment(1);
+}
+
+/// Counts one grouped query answering `calls` reference-lookup calls.
+pub fn record_lookup_group(calls: usize) {
+    metrics::counter!(LOOKUP_QUERIES_TOTAL).increment(1);
+    metrics::counter!(LOOKUPS_TOTAL).increment(calls as u64);
 }
 
 /// Counts one grouped query answering `loads` stream loads.

@@ -2,8 +2,12 @@
 //! PostgreSQL or, on the embedded default, from the in-memory tables and the national codes
 //! of the migration.
 
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
 use serde_json::{Map, Value};
-use sqlx::Row;
+use sqlx::{PgPool, Row};
+use tokio::sync::{mpsc, oneshot, Mutex};
 
 use projections::postgres::identifier;
 use projections::Key;
@@ -145,45 +149,24 @@ impl<'a> Lookup<'a> {
 
 /// Several lookups in one round trip: for each lookup, in its order, its rows in key order.
 /// The columns must be text (`code`, `nomis_code`, `institution_code`…): the values are bound
-/// as one `text[]` per lookup, which each column's index serves. On the embedded default each
-/// lookup is answered as [`row`] (by `code`, with the migration's national codes) or
-/// [`rows_where`] would answer it.
-pub async fn lookup_many(
-    engine: &Engine,
-    lookups: &[Lookup<'_>],
-) -> Result<Vec<Vec<Map<String, Value>>>, sqlx::Error> {
+/// as one `text[]` per lookup, which each column's index serves. On PostgreSQL the call goes
+/// to the engine's [`LookupBatcher`], which answers it together with other callers' calls in
+/// one query. On the embedded default each lookup is answered as [`row`] (by `code`, with the
+/// migration's national codes) or [`rows_where`] would answer it.
+pub async fn lookup_many(engine: &Engine, lookups: &[Lookup<'_>]) -> Result<Found, sqlx::Error> {
     let mut found = vec![Vec::new(); lookups.len()];
     match &engine.backend {
         Backend::Postgres(pool) => {
-            let mut branches = Vec::new();
-            for (i, lookup) in lookups.iter().enumerate() {
-                if lookup.values.is_empty() {
-                    continue;
-                }
-                let table =
-                    identifier(lookup.table).map_err(|e| sqlx::Error::Protocol(e.to_string()))?;
-                let column =
-                    identifier(lookup.column).map_err(|e| sqlx::Error::Protocol(e.to_string()))?;
-                let key = projections::rows::table(table).map_or("code", |t| t.key);
-                branches.push(format!(
-                    "SELECT {i} AS lookup, to_jsonb(t) AS row, \
-                     row_number() OVER (ORDER BY t.\"{key}\") AS place \
-                     FROM delius.\"{table}\" t WHERE t.\"{column}\" = ANY(${}::text[])",
-                    branches.len() + 1
-                ));
-            }
-            if branches.is_empty() {
+            let owned = lookups
+                .iter()
+                .map(OwnedLookup::checked)
+                .collect::<Result<Vec<_>, _>>()?;
+            if owned.iter().all(|l| l.values.is_empty()) {
                 return Ok(found);
             }
-            let sql = format!("{} ORDER BY lookup, place", branches.join(" UNION ALL "));
-            let mut query = sqlx::query_as::<_, (i32, Value)>(&sql);
-            for lookup in lookups.iter().filter(|l| !l.values.is_empty()) {
-                query = query.bind(&lookup.values);
-            }
-            for (i, row) in query.fetch_all(pool).await? {
-                if let (Value::Object(map), Some(rows)) = (row, found.get_mut(i as usize)) {
-                    rows.push(map);
-                }
+            match engine.lookups() {
+                Some(batcher) => batcher.call(owned).await,
+                None => query_lookups(pool, &owned).await,
             }
         }
         Backend::Memory { .. } => {
@@ -199,9 +182,207 @@ pub async fn lookup_many(
                 rows.sort_by_key(|row| row.get(key).map(text).unwrap_or_default());
                 rows.dedup();
             }
+            Ok(found)
+        }
+    }
+}
+
+/// What [`lookup_many`] answers: per lookup, its rows in key order.
+pub type Found = Vec<Vec<Map<String, Value>>>;
+
+/// A [`Lookup`] whose table and column were checked, owned so it can wait for a batcher.
+#[derive(Debug, Clone)]
+struct OwnedLookup {
+    table: String,
+    column: String,
+    values: Vec<String>,
+}
+
+impl OwnedLookup {
+    fn checked(lookup: &Lookup<'_>) -> Result<Self, sqlx::Error> {
+        let check = |name| identifier(name).map_err(|e| sqlx::Error::Protocol(e.to_string()));
+        Ok(Self {
+            table: check(lookup.table)?.to_string(),
+            column: check(lookup.column)?.to_string(),
+            values: lookup.values.clone(),
+        })
+    }
+
+    fn key(&self) -> &'static str {
+        projections::rows::table(&self.table).map_or("code", |t| t.key)
+    }
+}
+
+/// One caller's lookups in one query: a branch per lookup that asks for anything.
+async fn query_lookups(pool: &PgPool, lookups: &[OwnedLookup]) -> Result<Found, sqlx::Error> {
+    let mut found = vec![Vec::new(); lookups.len()];
+    let mut branches = Vec::new();
+    for (i, lookup) in lookups.iter().enumerate() {
+        if lookup.values.is_empty() {
+            continue;
+        }
+        branches.push(format!(
+            "SELECT {i} AS lookup, to_jsonb(t) AS row, \
+             row_number() OVER (ORDER BY t.\"{key}\") AS place \
+             FROM delius.\"{table}\" t WHERE t.\"{column}\" = ANY(${n}::text[])",
+            key = lookup.key(),
+            table = lookup.table,
+            column = lookup.column,
+            n = branches.len() + 1
+        ));
+    }
+    if branches.is_empty() {
+        return Ok(found);
+    }
+    let sql = format!("{} ORDER BY lookup, place", branches.join(" UNION ALL "));
+    let mut query = sqlx::query_as::<_, (i32, Value)>(&sql);
+    for lookup in lookups.iter().filter(|l| !l.values.is_empty()) {
+        query = query.bind(&lookup.values);
+    }
+    for (i, row) in query.fetch_all(pool).await? {
+        if let (Value::Object(map), Some(rows)) = (row, found.get_mut(i as usize)) {
+            rows.push(map);
         }
     }
     Ok(found)
+}
+
+/// How many concurrent [`lookup_many`] calls one query may answer.
+pub const MAX_LOOKUP_CALLS: usize = 32;
+/// Lookup tasks: each runs one query at a time while the next group gathers.
+const LOOKUP_TASKS: usize = 2;
+
+/// **Grouped reference lookups** (PostgreSQL): a task takes the [`lookup_many`] calls that
+/// callers queued meanwhile (up to [`MAX_LOOKUP_CALLS`]) and answers them in one query: one
+/// branch per (table, column) over the union of the values asked, each row tagged with its
+/// column's text, from which each caller gets exactly the rows a query of its own would
+/// return, in the same order. Should the group's query fail, each call is run on its own, so
+/// each caller gets its own answer or error. The tasks stop when the last clone is dropped.
+#[derive(Debug, Clone)]
+pub struct LookupBatcher {
+    calls: mpsc::Sender<Call>,
+}
+
+/// One caller's lookups, waiting for a task.
+struct Call {
+    lookups: Vec<OwnedLookup>,
+    done: oneshot::Sender<Result<Found, sqlx::Error>>,
+}
+
+impl LookupBatcher {
+    /// A batcher on `pool` with its tasks. Must be called inside a tokio runtime.
+    pub fn new(pool: PgPool) -> Self {
+        let (calls, queue) = mpsc::channel(4 * MAX_LOOKUP_CALLS);
+        let queue = Arc::new(Mutex::new(queue));
+        for _ in 0..LOOKUP_TASKS {
+            tokio::spawn(answer_groups(pool.clone(), queue.clone()));
+        }
+        Self { calls }
+    }
+
+    async fn call(&self, lookups: Vec<OwnedLookup>) -> Result<Found, sqlx::Error> {
+        let (done, answer) = oneshot::channel();
+        self.calls
+            .send(Call { lookups, done })
+            .await
+            .map_err(|_| sqlx::Error::WorkerCrashed)?;
+        answer.await.map_err(|_| sqlx::Error::WorkerCrashed)?
+    }
+}
+
+/// Takes what callers queued, a group at a time, and answers it.
+async fn answer_groups(pool: PgPool, queue: Arc<Mutex<mpsc::Receiver<Call>>>) {
+    loop {
+        let Some(group) = crate::store::postgres::gather(&queue, MAX_LOOKUP_CALLS).await else {
+            return;
+        };
+        if group.len() == 1 {
+            for call in group {
+                crate::metrics::record_lookup_group(1);
+                let _ = call.done.send(query_lookups(&pool, &call.lookups).await);
+            }
+            continue;
+        }
+        match query_group(&pool, &group).await {
+            Ok(answers) => {
+                crate::metrics::record_lookup_group(group.len());
+                for (call, answer) in group.into_iter().zip(answers) {
+                    // A caller that stopped waiting does not need its answer.
+                    let _ = call.done.send(Ok(answer));
+                }
+            }
+            // Each caller gets the answer or error a query of its own gets.
+            Err(error) => {
+                tracing::debug!(%error, calls = group.len(), "grouped lookup failed; one by one");
+                for call in group {
+                    crate::metrics::record_lookup_group(1);
+                    let _ = call.done.send(query_lookups(&pool, &call.lookups).await);
+                }
+            }
+        }
+    }
+}
+
+/// Every call of a group in one query; one answer per call, in order.
+async fn query_group(pool: &PgPool, group: &[Call]) -> Result<Vec<Found>, sqlx::Error> {
+    // One branch per (table, column), over every value any call asks of it.
+    let mut branches: BTreeMap<(&str, &str), BTreeSet<&str>> = BTreeMap::new();
+    for lookup in group.iter().flat_map(|c| &c.lookups) {
+        if !lookup.values.is_empty() {
+            branches
+                .entry((&lookup.table, &lookup.column))
+                .or_default()
+                .extend(lookup.values.iter().map(String::as_str));
+        }
+    }
+    let mut parts = Vec::new();
+    for (n, ((table, column), _)) in branches.iter().enumerate() {
+        let key = projections::rows::table(table).map_or("code", |t| t.key);
+        parts.push(format!(
+            "SELECT {n} AS branch, t.\"{column}\"::text AS matched, to_jsonb(t) AS row, \
+             row_number() OVER (ORDER BY t.\"{key}\") AS place \
+             FROM delius.\"{table}\" t WHERE t.\"{column}\" = ANY(${p}::text[])",
+            p = n + 1
+        ));
+    }
+    let sql = format!("{} ORDER BY branch, place", parts.join(" UNION ALL "));
+    let mut query = sqlx::query_as::<_, (i32, String, Value)>(&sql);
+    for values in branches.values() {
+        query = query.bind(values.iter().copied().collect::<Vec<_>>());
+    }
+    let mut rows: Vec<Vec<(String, Map<String, Value>)>> = vec![Vec::new(); branches.len()];
+    for (branch, matched, row) in query.fetch_all(pool).await? {
+        if let (Value::Object(map), Some(slot)) = (row, rows.get_mut(branch as usize)) {
+            slot.push((matched, map));
+        }
+    }
+    let index: BTreeMap<(&str, &str), usize> = branches
+        .keys()
+        .enumerate()
+        .map(|(n, key)| (*key, n))
+        .collect();
+    Ok(group
+        .iter()
+        .map(|call| {
+            call.lookups
+                .iter()
+                .map(|lookup| {
+                    let Some(branch) = index
+                        .get(&(lookup.table.as_str(), lookup.column.as_str()))
+                        .and_then(|n| rows.get(*n))
+                    else {
+                        return Vec::new();
+                    };
+                    let wanted: BTreeSet<&str> = lookup.values.iter().map(String::as_str).collect();
+                    branch
+                        .iter()
+                        .filter(|(matched, _)| wanted.contains(matched.as_str()))
+                        .map(|(_, row)| row.clone())
+                        .collect()
+                })
+                .collect()
+        })
+        .collect())
 }
 
 /// Every row of a `delius` table, in key order.

@@ -146,7 +146,7 @@ impl PgEventLog {
 
 /// The next group from a queue shared by several tasks: the first request (waiting for it),
 /// then whatever else is queued, up to `max`; `None` once every sender is gone.
-async fn gather<T>(queue: &Mutex<mpsc::Receiver<T>>, max: usize) -> Option<Vec<T>> {
+pub(crate) async fn gather<T>(queue: &Mutex<mpsc::Receiver<T>>, max: usize) -> Option<Vec<T>> {
     let mut queue = queue.lock().await;
     let mut group = vec![queue.recv().await?];
     while group.len() < max {

@@ -296,17 +296,12 @@ async fn concurrent_appends_are_committed_together_each_with_its_own_answer(pool
     use delius_bridge::bus::EventLog;
     use delius_bridge::store::{AppendBatch, NewEvent};
 
-    // Appends minus statements, from the process's metrics (other tests running meanwhile
-    // only ever add as many appends as statements, or more).
-    fn grouped_away() -> i64 {
-        let text = delius_bridge::metrics::render();
-        let value = |name: &str| -> i64 {
-            text.lines()
-                .find_map(|line| line.strip_prefix(name)?.trim().parse::<f64>().ok())
-                .unwrap_or(0.0) as i64
-        };
-        value("delius_bridge_appends_total") - value("delius_bridge_append_statements_total")
-    }
+    let grouped_away = || {
+        crate::grouped_away(
+            "delius_bridge_appends_total",
+            "delius_bridge_append_statements_total",
+        )
+    };
     delius_bridge::metrics::install();
     let grouped_before = grouped_away();
     let engine = engine(pool.clone());
@@ -368,21 +363,7 @@ async fn concurrent_appends_are_committed_together_each_with_its_own_answer(pool
             outcomes.pop().unwrap()
         });
     }
-    for _ in 0..600 {
-        let waiting: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM pg_stat_activity \
-             WHERE datname = current_database() AND wait_event_type = 'Lock'",
-        )
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-        if waiting >= 1 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    // Queueing needs no connection: every task has queued well within this.
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    crate::wait_for_a_lock_waiter(&pool).await;
     blocker.commit().await.unwrap();
     let mut new = Vec::new();
     while let Some(joined) = tasks.join_next().await {
@@ -479,17 +460,12 @@ async fn concurrent_loads_share_queries_and_each_gets_its_own_answer(pool: PgPoo
     use delius_bridge::bus::EventLog;
     use delius_bridge::store::postgres::Recorded;
 
-    // Loads minus queries, from the process's metrics (other tests running meanwhile only
-    // ever add as many loads as queries, or more).
-    fn grouped_away() -> i64 {
-        let text = delius_bridge::metrics::render();
-        let value = |name: &str| -> i64 {
-            text.lines()
-                .find_map(|line| line.strip_prefix(name)?.trim().parse::<f64>().ok())
-                .unwrap_or(0.0) as i64
-        };
-        value("delius_bridge_loads_total") - value("delius_bridge_load_queries_total")
-    }
+    let grouped_away = || {
+        crate::grouped_away(
+            "delius_bridge_loads_total",
+            "delius_bridge_load_queries_total",
+        )
+    };
     delius_bridge::metrics::install();
     let engine = engine(pool.clone());
     let EventLog::Postgres(log) = engine.bus.log().clone() else {
@@ -558,21 +534,7 @@ async fn concurrent_loads_share_queries_and_each_gets_its_own_answer(pool: PgPoo
             });
         }
     }
-    for _ in 0..600 {
-        let waiting: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM pg_stat_activity \
-             WHERE datname = current_database() AND wait_event_type = 'Lock'",
-        )
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-        if waiting >= 1 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    // Queueing needs no connection: every task has queued well within this.
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    crate::wait_for_a_lock_waiter(&pool).await;
     blocker.commit().await.unwrap();
 
     let repository = postgres_es::PostgresEventRepository::new(pool.clone());

@@ -73,3 +73,34 @@ pub async fn assert_replay_equals_live(pool: &PgPool) {
         .expect("compare");
     assert!(differences.is_empty(), "{differences:?}");
 }
+
+/// `calls - queries` from the process's metrics: how many calls a batcher saved by grouping
+/// them. Other tests running meanwhile only ever add as many calls as queries, or more.
+pub fn grouped_away(calls: &str, queries: &str) -> i64 {
+    let text = delius_bridge::metrics::render();
+    let value = |name: &str| -> i64 {
+        text.lines()
+            .find_map(|line| line.strip_prefix(name)?.trim().parse::<f64>().ok())
+            .unwrap_or(0.0) as i64
+    };
+    value(calls) - value(queries)
+}
+
+/// Waits (up to 30 s) until a session of this database waits for a lock, then gives the
+/// callers spawned meanwhile time to queue (queueing needs no connection).
+pub async fn wait_for_a_lock_waiter(pool: &PgPool) {
+    for _ in 0..600 {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity \
+             WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .fetch_one(pool)
+        .await
+        .unwrap();
+        if waiting >= 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+}

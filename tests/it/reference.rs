@@ -105,3 +105,109 @@ async fn a_batch_refuses_a_bad_identifier_or_a_non_text_column(pool: PgPool) {
         .to_string();
     assert!(error.contains("operator does not exist"), "{error}");
 }
+
+#[sqlx::test(migrator = "delius_bridge::engine::MIGRATOR")]
+async fn concurrent_batches_share_a_query_and_each_gets_its_own_answer(pool: PgPool) {
+    let grouped_away = || {
+        crate::grouped_away(
+            "delius_bridge_lookups_total",
+            "delius_bridge_lookup_queries_total",
+        )
+    };
+    delius_bridge::metrics::install();
+    let engine = std::sync::Arc::new(engine(pool.clone()));
+    seed::load(&engine, &demo_seed(), "seed:test")
+        .await
+        .unwrap();
+    settle(&engine).await;
+    // What each batch must get: one lookup per value, no grouping.
+    let batches: Vec<Vec<Lookup<'static>>> = vec![
+        lookups(),
+        vec![Lookup::new("r_institution", "nomis_code", ["MDI"])],
+        vec![
+            Lookup::new("r_institution", "nomis_code", ["SWI"]),
+            Lookup::new("r_custodial_status", "code", ["D"]),
+        ],
+        vec![Lookup::new(
+            "probation_area",
+            "institution_code",
+            ["SWIHMP"],
+        )],
+        vec![Lookup::new("r_custodial_status", "code", ["NOPE"])],
+        // A non-text column: its own error, nobody else's.
+        vec![Lookup::new("custody", "custody_id", ["1"])],
+        vec![
+            Lookup::new("r_institution", "nomis_code", ["SWI", "MDI"]),
+            Lookup::new("r_custodial_status", "code", ["A", "B"]),
+        ],
+    ];
+    let mut expected = Vec::new();
+    for batch in &batches {
+        let mut rows = Vec::new();
+        for lookup in batch {
+            rows.push(one_by_one(&engine, lookup).await);
+        }
+        expected.push(rows);
+    }
+    let grouped_before = grouped_away();
+    let good: Vec<usize> = (0..batches.len())
+        .filter(|i| batches[*i][0].table != "custody")
+        .collect();
+    let rounds = 4;
+    let answers = held_back(&pool, &engine, &batches, &good, rounds).await;
+    assert_eq!(answers.len(), rounds * good.len());
+    for (i, answer) in answers {
+        assert_eq!(answer.unwrap(), expected[i], "batch {i}");
+    }
+    let saved = grouped_away() - grouped_before;
+    assert!(
+        saved >= good.len() as i64,
+        "{} calls should share queries: lookups_total - lookup_queries_total rose by {saved}",
+        rounds * good.len()
+    );
+
+    // With a call whose query fails in the group, every call still gets its own answer.
+    let all: Vec<usize> = (0..batches.len()).collect();
+    let answers = held_back(&pool, &engine, &batches, &all, 2).await;
+    assert_eq!(answers.len(), 2 * batches.len());
+    for (i, answer) in answers {
+        if batches[i][0].table == "custody" {
+            let error = answer.unwrap_err().to_string();
+            assert!(error.contains("operator does not exist"), "{error}");
+        } else {
+            assert_eq!(answer.unwrap(), expected[i], "batch {i}");
+        }
+    }
+}
+
+/// Runs `rounds` × the batches `which` at once while r_institution is locked, so that the
+/// lookup tasks' first queries wait and the calls queued after them are grouped when the lock
+/// goes; each batch's index and answer.
+async fn held_back(
+    pool: &PgPool,
+    engine: &std::sync::Arc<Engine>,
+    batches: &[Vec<Lookup<'static>>],
+    which: &[usize],
+    rounds: usize,
+) -> Vec<(usize, Result<reference::Found, sqlx::Error>)> {
+    let mut blocker = pool.begin().await.unwrap();
+    sqlx::query("LOCK TABLE delius.r_institution IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *blocker)
+        .await
+        .unwrap();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..rounds {
+        for &i in which {
+            let engine = engine.clone();
+            let batch = batches[i].clone();
+            tasks.spawn(async move { (i, reference::lookup_many(&engine, &batch).await) });
+        }
+    }
+    crate::wait_for_a_lock_waiter(pool).await;
+    blocker.commit().await.unwrap();
+    let mut answers = Vec::new();
+    while let Some(joined) = tasks.join_next().await {
+        answers.push(joined.unwrap());
+    }
+    answers
+}
