@@ -90,7 +90,7 @@ pub async fn rows_where(
     let column = identifier(column).map_err(|e| sqlx::Error::Protocol(e.to_string()))?;
     match &engine.backend {
         Backend::Postgres(pool) => {
-            let key = projections::rows::table(table).map_or("code", |t| t.key);
+            let key = key_column(table);
             let rows: Vec<Value> = sqlx::query_scalar(&format!(
                 // The text value is coerced to the column's own type (a constant for the
                 // planner), so that the column's index serves the lookup; `column::text = $1`
@@ -178,7 +178,7 @@ pub async fn lookup_many(engine: &Engine, lookups: &[Lookup<'_>]) -> Result<Foun
                         rows.extend(rows_where(engine, lookup.table, lookup.column, value).await?);
                     }
                 }
-                let key = projections::rows::table(lookup.table).map_or("code", |t| t.key);
+                let key = key_column(lookup.table);
                 rows.sort_by_key(|row| row.get(key).map(text).unwrap_or_default());
                 rows.dedup();
             }
@@ -207,44 +207,17 @@ impl OwnedLookup {
             values: lookup.values.clone(),
         })
     }
-
-    fn key(&self) -> &'static str {
-        projections::rows::table(&self.table).map_or("code", |t| t.key)
-    }
 }
 
-/// One caller's lookups in one query: a branch per lookup that asks for anything.
+/// The key column of a `delius` table (`code` for tables the registry does not name).
+fn key_column(table: &str) -> &'static str {
+    projections::rows::table(table).map_or("code", |t| t.key)
+}
+
+/// One caller's lookups in one query ([`query_calls`] of that call alone).
 async fn query_lookups(pool: &PgPool, lookups: &[OwnedLookup]) -> Result<Found, sqlx::Error> {
-    let mut found = vec![Vec::new(); lookups.len()];
-    let mut branches = Vec::new();
-    for (i, lookup) in lookups.iter().enumerate() {
-        if lookup.values.is_empty() {
-            continue;
-        }
-        branches.push(format!(
-            "SELECT {i} AS lookup, to_jsonb(t) AS row, \
-             row_number() OVER (ORDER BY t.\"{key}\") AS place \
-             FROM delius.\"{table}\" t WHERE t.\"{column}\" = ANY(${n}::text[])",
-            key = lookup.key(),
-            table = lookup.table,
-            column = lookup.column,
-            n = branches.len() + 1
-        ));
-    }
-    if branches.is_empty() {
-        return Ok(found);
-    }
-    let sql = format!("{} ORDER BY lookup, place", branches.join(" UNION ALL "));
-    let mut query = sqlx::query_as::<_, (i32, Value)>(&sql);
-    for lookup in lookups.iter().filter(|l| !l.values.is_empty()) {
-        query = query.bind(&lookup.values);
-    }
-    for (i, row) in query.fetch_all(pool).await? {
-        if let (Value::Object(map), Some(rows)) = (row, found.get_mut(i as usize)) {
-            rows.push(map);
-        }
-    }
-    Ok(found)
+    let mut answers = query_calls(pool, &[lookups]).await?;
+    Ok(answers.pop().unwrap_or_default())
 }
 
 /// How many concurrent [`lookup_many`] calls one query may answer.
@@ -303,7 +276,8 @@ async fn answer_groups(pool: PgPool, queue: Arc<Mutex<mpsc::Receiver<Call>>>) {
             }
             continue;
         }
-        match query_group(&pool, &group).await {
+        let lookups: Vec<&[OwnedLookup]> = group.iter().map(|c| c.lookups.as_slice()).collect();
+        match query_calls(&pool, &lookups).await {
             Ok(answers) => {
                 crate::metrics::record_lookup_group(group.len());
                 for (call, answer) in group.into_iter().zip(answers) {
@@ -323,11 +297,12 @@ async fn answer_groups(pool: PgPool, queue: Arc<Mutex<mpsc::Receiver<Call>>>) {
     }
 }
 
-/// Every call of a group in one query; one answer per call, in order.
-async fn query_group(pool: &PgPool, group: &[Call]) -> Result<Vec<Found>, sqlx::Error> {
-    // One branch per (table, column), over every value any call asks of it.
+/// Several calls' lookups in one query; one answer per call, in order. One branch per
+/// (table, column), over every value any call asks of it, each row tagged with the column's
+/// text, so each lookup takes only the rows whose value it asked for, in key order.
+async fn query_calls(pool: &PgPool, calls: &[&[OwnedLookup]]) -> Result<Vec<Found>, sqlx::Error> {
     let mut branches: BTreeMap<(&str, &str), BTreeSet<&str>> = BTreeMap::new();
-    for lookup in group.iter().flat_map(|c| &c.lookups) {
+    for lookup in calls.iter().flat_map(|c| c.iter()) {
         if !lookup.values.is_empty() {
             branches
                 .entry((&lookup.table, &lookup.column))
@@ -335,9 +310,12 @@ async fn query_group(pool: &PgPool, group: &[Call]) -> Result<Vec<Found>, sqlx::
                 .extend(lookup.values.iter().map(String::as_str));
         }
     }
+    if branches.is_empty() {
+        return Ok(calls.iter().map(|c| vec![Vec::new(); c.len()]).collect());
+    }
     let mut parts = Vec::new();
     for (n, ((table, column), _)) in branches.iter().enumerate() {
-        let key = projections::rows::table(table).map_or("code", |t| t.key);
+        let key = key_column(table);
         parts.push(format!(
             "SELECT {n} AS branch, t.\"{column}\"::text AS matched, to_jsonb(t) AS row, \
              row_number() OVER (ORDER BY t.\"{key}\") AS place \
@@ -361,11 +339,10 @@ async fn query_group(pool: &PgPool, group: &[Call]) -> Result<Vec<Found>, sqlx::
         .enumerate()
         .map(|(n, key)| (*key, n))
         .collect();
-    Ok(group
+    Ok(calls
         .iter()
         .map(|call| {
-            call.lookups
-                .iter()
+            call.iter()
                 .map(|lookup| {
                     let Some(branch) = index
                         .get(&(lookup.table.as_str(), lookup.column.as_str()))
@@ -393,7 +370,7 @@ pub async fn all_rows(
     let table = identifier(table).map_err(|e| sqlx::Error::Protocol(e.to_string()))?;
     match &engine.backend {
         Backend::Postgres(pool) => {
-            let key = projections::rows::table(table).map_or("code", |t| t.key);
+            let key = key_column(table);
             let rows: Vec<Value> = sqlx::query_scalar(&format!(
                 "SELECT to_jsonb(t) FROM delius.\"{table}\" t ORDER BY t.\"{key}\""
             ))
