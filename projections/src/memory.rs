@@ -59,8 +59,9 @@ impl MemoryTables {
             at: metadata.received_at,
             user: metadata.actor,
         };
+        let stamp = stamp.values();
         for change in crate::delius::project(&decoded) {
-            self.apply(rows::stamp(change, &stamp));
+            self.apply(rows::stamp_with(change, &stamp));
         }
         Ok(())
     }

@@ -2,7 +2,8 @@
 //! horizon, applying row changes in bulk, and the catch-up runner that keeps the `delius`
 //! tables current with one active instance per projector.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,7 +14,7 @@ use sqlx::{Acquire, PgConnection, PgPool, Postgres, Row, Transaction};
 use tokio::sync::{watch, Notify};
 
 use crate::log::{DecodeError, Json, LoggedEvent, RecordedEvent};
-use crate::rows::{self, Key, RowChange, Stamp, INSERT_ONLY_COLUMNS};
+use crate::rows::{self, Key, RowChange, Stamp, TableDef, INSERT_ONLY_COLUMNS};
 use crate::Checkpoint;
 
 /// Why projecting failed.
@@ -38,17 +39,18 @@ fn recorded_event<P>(row: &PgRow) -> Result<RecordedEvent<P>, sqlx::Error>
 where
     P: for<'r> sqlx::Decode<'r, Postgres> + sqlx::Type<Postgres>,
 {
+    // By position, in SELECT_EVENTS's order: a name would be a hash lookup per column.
     Ok(RecordedEvent {
-        global_position: row.try_get("global_position")?,
-        transaction_id: row.try_get("txid")?,
-        aggregate_type: row.try_get("aggregate_type")?,
-        aggregate_id: row.try_get("aggregate_id")?,
-        sequence: row.try_get("sequence")?,
-        event_type: row.try_get("event_type")?,
-        event_version: row.try_get("event_version")?,
-        payload: row.try_get("payload")?,
-        metadata: row.try_get("metadata")?,
-        recorded_at: row.try_get("recorded_at")?,
+        global_position: row.try_get(0)?,
+        transaction_id: row.try_get(1)?,
+        aggregate_type: row.try_get(2)?,
+        aggregate_id: row.try_get(3)?,
+        sequence: row.try_get(4)?,
+        event_type: row.try_get(5)?,
+        event_version: row.try_get(6)?,
+        payload: row.try_get(7)?,
+        metadata: row.try_get(8)?,
+        recorded_at: row.try_get(9)?,
     })
 }
 
@@ -113,7 +115,8 @@ enum Pending {
     Delete,
 }
 
-type Staged = BTreeMap<(&'static str, Key), Pending>;
+/// Staged rows by `(index in TABLES, key)`: a byte compares faster than a table's name.
+type Staged = BTreeMap<(u8, Key), Pending>;
 
 /// Stages row changes and writes them in bulk: one statement per table, kind and column set
 /// (`jsonb_populate_recordset`). Changes to one row merge exactly as if applied one by one;
@@ -125,6 +128,8 @@ pub struct PgSink {
     schema: String,
     sealed: Vec<Staged>,
     staged: Staged,
+    /// A change named a table the projection does not have: encoding fails with it.
+    unknown: Option<&'static str>,
 }
 
 fn merge(into: &mut Map<String, Value>, from: Map<String, Value>) {
@@ -143,12 +148,18 @@ impl PgSink {
             schema: identifier(schema)?.to_string(),
             sealed: Vec::new(),
             staged: BTreeMap::new(),
+            unknown: None,
         })
     }
 
     /// Stages one stamped change, sealing the staged set first when it cannot merge with it.
     pub fn stage(&mut self, change: RowChange) {
-        let slot = (change.table(), change.key().clone());
+        let Some(table) = rows::table_index(change.table()).and_then(|i| u8::try_from(i).ok())
+        else {
+            self.unknown.get_or_insert(change.table());
+            return;
+        };
+        let slot = (table, change.key().clone());
         let needs_seal = matches!(
             (self.staged.get(&slot), &change),
             (Some(Pending::Update(_)), RowChange::Upsert { .. })
@@ -157,24 +168,26 @@ impl PgSink {
         if needs_seal {
             self.sealed.push(std::mem::take(&mut self.staged));
         }
-        let pending = match (self.staged.remove(&slot), change) {
-            (_, RowChange::Delete { .. }) => Pending::Delete,
-            (Some(Pending::Delete), RowChange::Update { .. }) => Pending::Delete,
-            (None, RowChange::Upsert { values, .. }) => Pending::Upsert(values),
-            (None, RowChange::Update { values, .. }) => Pending::Update(values),
-            (Some(Pending::Upsert(mut staged)), RowChange::Upsert { values, .. })
-            | (Some(Pending::Upsert(mut staged)), RowChange::Update { values, .. }) => {
-                merge(&mut staged, values);
-                Pending::Upsert(staged)
+        let pending = match self.staged.entry(slot) {
+            std::collections::btree_map::Entry::Vacant(vacant) => {
+                vacant.insert(match change {
+                    RowChange::Delete { .. } => Pending::Delete,
+                    RowChange::Upsert { values, .. } => Pending::Upsert(values),
+                    RowChange::Update { values, .. } => Pending::Update(values),
+                });
+                return;
             }
-            (Some(Pending::Update(mut staged)), RowChange::Update { values, .. }) => {
-                merge(&mut staged, values);
-                Pending::Update(staged)
-            }
-            // Sealed above: nothing is staged for this row any more.
-            (Some(_), RowChange::Upsert { values, .. }) => Pending::Upsert(values),
+            std::collections::btree_map::Entry::Occupied(occupied) => occupied.into_mut(),
         };
-        self.staged.insert(slot, pending);
+        match (pending, change) {
+            (pending, RowChange::Delete { .. }) => *pending = Pending::Delete,
+            (Pending::Delete, RowChange::Update { .. }) => {}
+            (Pending::Upsert(staged), RowChange::Upsert { values, .. })
+            | (Pending::Upsert(staged), RowChange::Update { values, .. })
+            | (Pending::Update(staged), RowChange::Update { values, .. }) => merge(staged, values),
+            // Sealed above: nothing is staged for this row any more.
+            (pending, RowChange::Upsert { values, .. }) => *pending = Pending::Upsert(values),
+        }
     }
 
     /// Writes everything staged, the sealed sets first, in order.
@@ -185,59 +198,83 @@ impl PgSink {
     /// Turns everything staged into the statements that write it, in order, leaving the sink
     /// empty. Pure CPU, so a replay encodes batch N + 1 while batch N is being written.
     pub fn encode(&mut self) -> Result<Encoded, ProjectionError> {
+        self.encode_with(None)
+    }
+
+    /// As [`PgSink::encode`], for a sink writing a replay's shadow schema whose case rows
+    /// `shadow` knows: upserts of rows it does not hold yet are plain inserts, written with
+    /// `COPY` (no JSON for PostgreSQL to parse, no conflict to check), and `shadow` learns the
+    /// rows the statements write or delete.
+    pub fn encode_for_shadow(
+        &mut self,
+        shadow: &mut ShadowRows,
+    ) -> Result<Encoded, ProjectionError> {
+        self.encode_with(Some(shadow))
+    }
+
+    fn encode_with(
+        &mut self,
+        mut shadow: Option<&mut ShadowRows>,
+    ) -> Result<Encoded, ProjectionError> {
+        if let Some(table) = self.unknown.take() {
+            self.sealed.clear();
+            self.staged.clear();
+            return Err(ProjectionError::Identifier(table.into()));
+        }
         let mut statements = Vec::new();
         for set in std::mem::take(&mut self.sealed) {
-            self.encode_set(set, &mut statements)?;
+            self.encode_set(set, shadow.as_deref_mut(), &mut statements)?;
         }
         let staged = std::mem::take(&mut self.staged);
-        self.encode_set(staged, &mut statements)?;
+        self.encode_set(staged, shadow, &mut statements)?;
         Ok(Encoded { statements })
     }
 
     fn encode_set(
         &self,
         set: Staged,
-        statements: &mut Vec<(String, Vec<String>)>,
+        mut shadow: Option<&mut ShadowRows>,
+        statements: &mut Vec<Statement>,
     ) -> Result<(), ProjectionError> {
-        type Groups = BTreeMap<(&'static str, u8, Vec<String>), Vec<Value>>;
-        let mut groups: Groups = BTreeMap::new();
+        let mut groups: BTreeMap<(u8, u8), ColumnGroups> = BTreeMap::new();
+        let mut inserts: BTreeMap<u8, ColumnGroups> = BTreeMap::new();
         for ((table, key), pending) in set {
-            let def =
-                rows::table(table).ok_or_else(|| ProjectionError::Identifier(table.into()))?;
-            match pending {
+            let def = &rows::TABLES[usize::from(table)];
+            if let Some(shadow) = shadow.as_deref_mut() {
+                match &pending {
+                    Pending::Upsert(values) if shadow.first_write(def, &key, values) => {
+                        if let Pending::Upsert(values) = pending {
+                            group(inserts.entry(table).or_default(), values);
+                        }
+                        continue;
+                    }
+                    Pending::Upsert(_) => shadow.written(def, &key),
+                    Pending::Delete => shadow.deleted(def, &key),
+                    Pending::Update(_) => {}
+                }
+            }
+            let (kind, values) = match pending {
                 Pending::Delete => {
                     let mut row = Map::new();
                     row.insert(def.key.to_string(), key.to_value());
-                    groups
-                        .entry((table, 0, vec![def.key.to_string()]))
-                        .or_default()
-                        .push(Value::Object(row));
+                    (0, row)
                 }
-                Pending::Upsert(values) => {
-                    let columns = values.keys().cloned().collect();
-                    groups
-                        .entry((table, 1, columns))
-                        .or_default()
-                        .push(Value::Object(values));
-                }
-                Pending::Update(values) => {
-                    let columns = values.keys().cloned().collect();
-                    groups
-                        .entry((table, 2, columns))
-                        .or_default()
-                        .push(Value::Object(values));
-                }
-            }
+                Pending::Upsert(values) => (1, values),
+                Pending::Update(values) => (2, values),
+            };
+            group(groups.entry((table, kind)).or_default(), values);
         }
         // Deletes first, each on its own; then every insert and update of the set in one
         // statement (a data-modifying CTE each): the set touches each row once, the schema has
         // no foreign keys, and sibling sub-statements of one statement run on one snapshot,
         // so one statement writes what they would one after the other, in one round trip.
         let mut combined: Vec<(String, String)> = Vec::new();
-        for ((table, kind, columns), rows) in groups {
-            let def =
-                rows::table(table).ok_or_else(|| ProjectionError::Identifier(table.into()))?;
-            let target = format!("\"{}\".\"{}\"", self.schema, identifier(table)?);
+        let groups = groups
+            .into_iter()
+            .flat_map(|((table, kind), sets)| sets.into_iter().map(move |set| (table, kind, set)));
+        for (table, kind, (columns, rows)) in groups {
+            let def = &rows::TABLES[usize::from(table)];
+            let target = format!("\"{}\".\"{}\"", self.schema, identifier(def.name)?);
             let key = def.key;
             for column in &columns {
                 identifier(column)?;
@@ -246,7 +283,7 @@ impl PgSink {
             let param = format!("${}", combined.len() + 1);
             let sql = match kind {
                 0 => {
-                    statements.push((
+                    statements.push(Statement::Query(
                         format!(
                             "DELETE FROM {target} t USING json_populate_recordset(NULL::{target}, $1::json) r \
                              WHERE t.\"{key}\" = r.\"{key}\""
@@ -293,7 +330,11 @@ impl PgSink {
         }
         match combined.len() {
             0 => {}
-            1 => statements.extend(combined.into_iter().map(|(sql, rows)| (sql, vec![rows]))),
+            1 => statements.extend(
+                combined
+                    .into_iter()
+                    .map(|(sql, rows)| Statement::Query(sql, vec![rows])),
+            ),
             _ => {
                 let parts: Vec<String> = combined
                     .iter()
@@ -301,37 +342,259 @@ impl PgSink {
                     .map(|(i, (sql, _))| format!("w{i} AS ({sql})"))
                     .collect();
                 let sql = format!("WITH {} SELECT 1", parts.join(", "));
-                statements.push((sql, combined.into_iter().map(|(_, rows)| rows).collect()));
+                statements.push(Statement::Query(
+                    sql,
+                    combined.into_iter().map(|(_, rows)| rows).collect(),
+                ));
             }
+        }
+        // The set's rows are distinct, so its new rows can go before or after the rest.
+        let inserts = inserts
+            .into_iter()
+            .flat_map(|(table, sets)| sets.into_iter().map(move |set| (table, set)));
+        for (table, (columns, rows)) in inserts {
+            let def = &rows::TABLES[usize::from(table)];
+            let target = format!("\"{}\".\"{}\"", self.schema, identifier(def.name)?);
+            let mut quoted = Vec::with_capacity(columns.len());
+            for column in &columns {
+                quoted.push(format!("\"{}\"", identifier(column)?));
+            }
+            let mut data = Vec::new();
+            for row in &rows {
+                copy_text_row(row.values(), &mut data);
+            }
+            statements.push(Statement::Copy(
+                format!("COPY {target} ({}) FROM STDIN", quoted.join(", ")),
+                data,
+            ));
         }
         Ok(())
     }
+}
+
+/// The case-table rows a replay's shadow schema holds, so that [`PgSink::encode_for_shadow`]
+/// can tell an upsert that inserts from one that may update. Loaded from the shadow when a
+/// rebuild starts or resumes, then kept in step by the encoding; a rebuild whose write fails
+/// stops, and its resumption loads the rows again.
+#[derive(Debug, Default)]
+pub struct ShadowRows {
+    /// `(index in TABLES, key)` of each row.
+    rows: HashSet<(u8, i64), BuildHasherDefault<IdHasher>>,
+    /// Columns COPY's text format would not read as `json_populate_recordset` does (json,
+    /// jsonb, arrays, composites): rows writing them take the upsert.
+    not_copyable: HashSet<(String, String)>,
+}
+
+impl ShadowRows {
+    /// The case rows `schema` (a shadow of the Delius tables) holds now.
+    pub async fn load(conn: &mut PgConnection, schema: &str) -> Result<Self, ProjectionError> {
+        let schema = identifier(schema)?;
+        let mut shadow = Self::default();
+        for (index, def) in rows::TABLES.iter().enumerate() {
+            if def.reference {
+                continue;
+            }
+            let keys: Vec<i64> = sqlx::query_scalar(&format!(
+                "SELECT \"{}\" FROM \"{schema}\".\"{}\"",
+                identifier(def.key)?,
+                identifier(def.name)?
+            ))
+            .fetch_all(&mut *conn)
+            .await?;
+            shadow
+                .rows
+                .extend(keys.into_iter().map(|key| (index as u8, key)));
+        }
+        let columns: Vec<(String, String)> = sqlx::query_as(
+            "SELECT table_name::text, column_name::text FROM information_schema.columns \
+             WHERE table_schema = $1 AND data_type IN ('json', 'jsonb', 'ARRAY', 'USER-DEFINED')",
+        )
+        .bind(schema)
+        .fetch_all(&mut *conn)
+        .await?;
+        shadow.not_copyable = columns.into_iter().collect();
+        Ok(shadow)
+    }
+
+    /// How many case rows it knows.
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// Whether it knows no case row.
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    fn slot(def: &TableDef, key: &Key) -> Option<(u8, i64)> {
+        let index = rows::table_index(def.name)?;
+        match key {
+            Key::Id(id) if !def.reference => Some((u8::try_from(index).ok()?, *id)),
+            _ => None,
+        }
+    }
+
+    /// Whether an upsert of `values` into a row it does not hold can be a `COPY`; if so the
+    /// row is recorded as written.
+    fn first_write(&mut self, def: &TableDef, key: &Key, values: &Map<String, Value>) -> bool {
+        let Some(slot) = Self::slot(def, key) else {
+            return false;
+        };
+        if self.rows.contains(&slot)
+            || values.iter().any(|(column, value)| {
+                matches!(value, Value::Array(_))
+                    || self
+                        .not_copyable
+                        .contains(&(def.name.to_string(), column.clone()))
+            })
+        {
+            return false;
+        }
+        self.rows.insert(slot)
+    }
+
+    fn written(&mut self, def: &TableDef, key: &Key) {
+        if let Some(slot) = Self::slot(def, key) {
+            self.rows.insert(slot);
+        }
+    }
+
+    fn deleted(&mut self, def: &TableDef, key: &Key) {
+        if let Some(slot) = Self::slot(def, key) {
+            self.rows.remove(&slot);
+        }
+    }
+}
+
+/// The hasher of [`ShadowRows`]: its keys are a table's index and a Delius id, so one
+/// multiply per word (as rustc's FxHash) spreads them, at a fraction of SipHash's cost; the
+/// ids come from this service's own log, not from an adversary.
+#[derive(Debug, Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            self.write_u64(u64::from(*byte));
+        }
+    }
+
+    fn write_u8(&mut self, n: u8) {
+        self.write_u64(u64::from(n));
+    }
+
+    fn write_i64(&mut self, n: i64) {
+        self.write_u64(n as u64);
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+}
+
+/// Appends one row in `COPY`'s text format: tab-separated, `\N` for NULL, backslash escapes.
+/// Each value becomes the text `json_populate_recordset` would give the column's input
+/// function: a string as it is, a number or boolean as written in JSON, an object as JSON.
+fn copy_text_row<'a>(values: impl Iterator<Item = &'a Value>, out: &mut Vec<u8>) {
+    for (i, value) in values.enumerate() {
+        if i > 0 {
+            out.push(b'\t');
+        }
+        match value {
+            Value::Null => out.extend_from_slice(b"\\N"),
+            Value::String(text) => copy_escape(text, out),
+            Value::Number(number) => out.extend_from_slice(number.to_string().as_bytes()),
+            Value::Bool(true) => out.extend_from_slice(b"true"),
+            Value::Bool(false) => out.extend_from_slice(b"false"),
+            other => copy_escape(&other.to_string(), out),
+        }
+    }
+    out.push(b'\n');
+}
+
+fn copy_escape(text: &str, out: &mut Vec<u8>) {
+    let mut rest = text.as_bytes();
+    while let Some(at) = rest
+        .iter()
+        .position(|b| matches!(b, b'\\' | b'\n' | b'\r' | b'\t'))
+    {
+        out.extend_from_slice(&rest[..at]);
+        out.extend_from_slice(match rest[at] {
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            _ => b"\\t",
+        });
+        rest = &rest[at + 1..];
+    }
+    out.extend_from_slice(rest);
+}
+
+/// One statement of an [`Encoded`] batch.
+#[derive(Debug)]
+enum Statement {
+    /// SQL with its parameters: row sets as JSON text.
+    Query(String, Vec<String>),
+    /// `COPY … FROM STDIN` with its data in text format.
+    Copy(String, Vec<u8>),
 }
 
 /// Staged row changes encoded as statements ([`PgSink::encode`]), ready to run in order.
 #[derive(Debug, Default)]
 pub struct Encoded {
-    /// Each statement with its parameters: row sets as JSON text.
-    statements: Vec<(String, Vec<String>)>,
+    statements: Vec<Statement>,
 }
 
 impl Encoded {
     /// Runs the statements in order on `conn`.
     pub async fn execute(self, conn: &mut PgConnection) -> Result<(), ProjectionError> {
-        for (sql, params) in self.statements {
-            let mut query = sqlx::query(&sql);
-            for rows in params {
-                query = query.bind(rows);
+        for statement in self.statements {
+            match statement {
+                Statement::Query(sql, params) => {
+                    let mut query = sqlx::query(&sql);
+                    for rows in params {
+                        query = query.bind(rows);
+                    }
+                    query.execute(&mut *conn).await?;
+                }
+                Statement::Copy(sql, data) => {
+                    let mut copy = conn.copy_in_raw(&sql).await?;
+                    if let Err(error) = copy.send(data).await {
+                        copy.abort(error.to_string()).await?;
+                        return Err(error.into());
+                    }
+                    copy.finish().await?;
+                }
             }
-            query.execute(&mut *conn).await?;
         }
         Ok(())
     }
 }
 
+/// Rows of one table and kind, by column set: few sets per table, so a row finds its set by
+/// comparing names in place (no key to build per row).
+type ColumnGroups = Vec<(Vec<String>, Vec<Map<String, Value>>)>;
+
+fn group(sets: &mut ColumnGroups, values: Map<String, Value>) {
+    let same = |columns: &Vec<String>| {
+        columns
+            .iter()
+            .map(String::as_str)
+            .eq(values.keys().map(String::as_str))
+    };
+    match sets.iter().position(|(columns, _)| same(columns)) {
+        Some(index) => sets[index].1.push(values),
+        None => sets.push((values.keys().cloned().collect(), vec![values])),
+    }
+}
+
 /// Rows as a JSON array in text: bound as `text` and read with `json_populate_recordset`,
 /// PostgreSQL only scans it, where a `jsonb` parameter is first parsed into jsonb's binary form.
-fn json_text(rows: &[Value]) -> String {
+fn json_text(rows: &[Map<String, Value>]) -> String {
     // Serializing a `Value` cannot fail: its keys are strings.
     serde_json::to_string(rows).unwrap_or_else(|_| "[]".to_string())
 }
@@ -365,8 +628,9 @@ pub fn stage_events<P: Json>(
             at: metadata.received_at,
             user: metadata.actor,
         };
+        let stamp = stamp.values();
         for change in crate::delius::project(&decoded) {
-            sink.stage(rows::stamp(change, &stamp));
+            sink.stage(rows::stamp_with(change, &stamp));
         }
     }
     Ok(())
@@ -574,4 +838,131 @@ pub async fn step(
     tx.commit().await?;
     *checkpoint = next;
     Ok(events.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn copy_text(values: &[Value]) -> String {
+        let mut out = Vec::new();
+        copy_text_row(values.iter(), &mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn copy_text_escapes_what_copy_reads_specially() {
+        assert_eq!(
+            copy_text(&[
+                json!("a\tb\nc\rd\\e \\N"),
+                Value::Null,
+                json!(42),
+                json!(-1.5),
+                json!(true),
+                json!(false),
+                json!(""),
+                json!({"k": "v\t"}),
+                json!("ünï ✓"),
+            ]),
+            "a\\tb\\nc\\rd\\\\e \\\\N\t\\N\t42\t-1.5\ttrue\tfalse\t\t{\"k\":\"v\\\\t\"}\tünï ✓\n"
+        );
+    }
+
+    fn upsert(table: &'static str, id: i64, note: &str) -> RowChange {
+        RowChange::upsert(table, id, json!({ "contact_id": id, "notes": note }))
+    }
+
+    fn kinds(encoded: &Encoded) -> Vec<String> {
+        encoded
+            .statements
+            .iter()
+            .map(|statement| match statement {
+                Statement::Query(sql, _) => sql.split_whitespace().next().unwrap().to_string(),
+                Statement::Copy(sql, data) => {
+                    format!("{sql} [{}]", String::from_utf8_lossy(data).trim_end())
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_shadow_sink_copies_first_writes_and_upserts_the_rest() {
+        let mut shadow = ShadowRows::default();
+        let mut sink = PgSink::new("shadow").unwrap();
+        sink.stage(upsert("contact", 1, "one"));
+        sink.stage(upsert("contact", 2, "two"));
+        // Merged with the first: still one new row.
+        sink.stage(upsert("contact", 1, "one again"));
+        let first = sink.encode_for_shadow(&mut shadow).unwrap();
+        assert_eq!(
+            kinds(&first),
+            [
+                "COPY \"shadow\".\"contact\" (\"contact_id\", \"notes\") FROM STDIN [1\tone again\n2\ttwo]"
+            ]
+        );
+        assert_eq!(shadow.len(), 2);
+        // Row 1 is now held: its next upsert may update. Row 3 is new.
+        sink.stage(upsert("contact", 1, "later"));
+        sink.stage(upsert("contact", 3, "three"));
+        let second = sink.encode_for_shadow(&mut shadow).unwrap();
+        assert_eq!(
+            kinds(&second),
+            [
+                "INSERT".to_string(),
+                "COPY \"shadow\".\"contact\" (\"contact_id\", \"notes\") FROM STDIN [3\tthree]"
+                    .to_string()
+            ]
+        );
+        // A deleted row's next upsert is a first write again; an update never copies.
+        sink.stage(RowChange::Delete {
+            table: "contact",
+            key: Key::Id(2),
+        });
+        sink.stage(upsert("contact", 2, "back"));
+        sink.stage(RowChange::update("contact", 9, json!({ "notes": "none" })));
+        let third = sink.encode_for_shadow(&mut shadow).unwrap();
+        assert_eq!(
+            kinds(&third),
+            [
+                "DELETE".to_string(),
+                "UPDATE".to_string(),
+                "COPY \"shadow\".\"contact\" (\"contact_id\", \"notes\") FROM STDIN [2\tback]"
+                    .to_string()
+            ]
+        );
+        assert_eq!(shadow.len(), 3);
+    }
+
+    #[test]
+    fn reference_rows_arrays_and_json_columns_are_never_copied() {
+        let mut shadow = ShadowRows::default();
+        shadow
+            .not_copyable
+            .insert(("contact".to_string(), "detail".to_string()));
+        let mut sink = PgSink::new("shadow").unwrap();
+        sink.stage(RowChange::upsert(
+            "team",
+            "N07T01",
+            json!({ "code": "N07T01" }),
+        ));
+        sink.stage(RowChange::upsert(
+            "contact",
+            1,
+            json!({ "contact_id": 1, "detail": "x" }),
+        ));
+        sink.stage(RowChange::upsert(
+            "contact",
+            2,
+            json!({ "contact_id": 2, "codes": ["a"] }),
+        ));
+        let encoded = sink.encode_for_shadow(&mut shadow).unwrap();
+        assert_eq!(kinds(&encoded), ["WITH"]);
+        // Written by the upsert all the same: known from now on.
+        assert_eq!(shadow.len(), 2);
+        // The plain encoding never copies.
+        sink.stage(upsert("contact", 5, "five"));
+        assert_eq!(kinds(&sink.encode().unwrap()), ["INSERT"]);
+    }
 }

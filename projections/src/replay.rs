@@ -27,7 +27,7 @@ use uuid::Uuid;
 
 use crate::postgres::{
     identifier, project_events, read_events_after, stage_events, Encoded, PgSink, ProjectTimings,
-    ProjectionError,
+    ProjectionError, ShadowRows,
 };
 use crate::rows::TABLES;
 use crate::Checkpoint;
@@ -455,6 +455,8 @@ async fn rebuild(
     // Two stages that overlap: this task reads and stages batch N + 1 while a writer task
     // commits batch N (rows and run checkpoint in one transaction) on its own connection. At
     // most two batches are in memory.
+    // The rows the shadow holds (none when it is new): a row's first write is a `COPY`.
+    let mut shadow = ShadowRows::load(conn, target).await?;
     let mut writer = Some(pool.acquire().await?);
     let mut in_flight: Option<(WriteTask, u64)> = None;
     loop {
@@ -469,7 +471,7 @@ async fn rebuild(
                 let staging = Instant::now();
                 let mut sink = PgSink::new(target)?;
                 stage_events(&mut sink, &events)?;
-                let encoded = sink.encode()?;
+                let encoded = sink.encode_for_shadow(&mut shadow)?;
                 timings.project.decode_and_project += staging.elapsed();
                 Some(encoded)
             }

@@ -584,3 +584,32 @@ async fn a_generated_log_projects_and_replays_equal(pool: PgPool) {
     crate::assert_replay_equals_live(&pool).await;
     engine.shutdown().await;
 }
+
+/// Free text with the characters `COPY`'s text format escapes (a replay writes each row's
+/// first version with `COPY`): the rebuilt rows carry it exactly as the live projector wrote it.
+#[sqlx::test(migrator = "delius_bridge::engine::MIGRATOR")]
+async fn free_text_with_tabs_newlines_and_backslashes_replays_exactly(pool: PgPool) {
+    const NOTES: &str = "tab\there\nline two\r\nback\\slash \\N not null, \\\\ two; ünïcödé ✓";
+    let app = app(pool.clone()).await;
+    let mut referral = crate::crs::referral();
+    referral["notes"] = json!(NOTES);
+    let (status, body) = app
+        .put(&format!("/probation-case/{CRN}/referrals"), referral)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    let mut session = appointment(A1, "2099-01-15T10:00:00Z", 30);
+    session["notes"] = json!(NOTES);
+    let (status, body) = app.merge(session).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let notes = "SELECT notes FROM delius.nsi UNION ALL \
+                 (SELECT notes FROM delius.contact WHERE notes IS NOT NULL ORDER BY contact_id)";
+    let live: Vec<String> = sqlx::query_scalar(notes).fetch_all(&pool).await.unwrap();
+    assert!(
+        live.iter().filter(|n| n.contains(NOTES)).count() >= 2,
+        "the NSI and the appointment's contact carry the text: {live:?}"
+    );
+    crate::assert_replay_equals_live(&pool).await;
+    let rebuilt: Vec<String> = sqlx::query_scalar(notes).fetch_all(&pool).await.unwrap();
+    assert_eq!(rebuilt, live);
+    app.finish().await;
+}
