@@ -14,7 +14,7 @@ use sqlx::{Acquire, PgConnection, PgPool, Postgres, Row, Transaction};
 use tokio::sync::{watch, Notify};
 
 use crate::log::{DecodeError, Json, LoggedEvent, RecordedEvent};
-use crate::rows::{self, Key, RowChange, Stamp, TableDef, INSERT_ONLY_COLUMNS};
+use crate::rows::{self, Key, RowChange, Stamp, INSERT_ONLY_COLUMNS};
 use crate::Checkpoint;
 
 /// Why projecting failed.
@@ -242,14 +242,14 @@ impl PgSink {
             let def = &rows::TABLES[usize::from(table)];
             if let Some(shadow) = shadow.as_deref_mut() {
                 match &pending {
-                    Pending::Upsert(values) if shadow.first_write(def, &key, values) => {
+                    Pending::Upsert(values) if shadow.first_write(table, &key, values) => {
                         if let Pending::Upsert(values) = pending {
                             group(inserts.entry(table).or_default(), values);
                         }
                         continue;
                     }
-                    Pending::Upsert(_) => shadow.written(def, &key),
-                    Pending::Delete => shadow.deleted(def, &key),
+                    Pending::Upsert(_) => shadow.written(table, &key),
+                    Pending::Delete => shadow.deleted(table, &key),
                     Pending::Update(_) => {}
                 }
             }
@@ -473,40 +473,41 @@ impl ShadowRows {
         self.rows.len == 0
     }
 
-    fn slot(def: &TableDef, key: &Key) -> Option<(u8, i64)> {
-        let index = rows::table_index(def.name)?;
+    /// The set's slot of a case row; `None` for reference rows (code keys, migration rows).
+    fn slot(table: u8, key: &Key) -> Option<(u8, i64)> {
         match key {
-            Key::Id(id) if !def.reference => Some((u8::try_from(index).ok()?, *id)),
+            Key::Id(id) if !rows::TABLES[usize::from(table)].reference => Some((table, *id)),
             _ => None,
         }
     }
 
-    /// Whether an upsert of `values` into a row it does not hold can be a `COPY`; if so the
-    /// row is recorded as written.
-    fn first_write(&mut self, def: &TableDef, key: &Key, values: &Map<String, Value>) -> bool {
-        let Some(slot) = Self::slot(def, key) else {
+    /// Whether an upsert of `values` into row `key` of table `table` (its index in `TABLES`),
+    /// which it does not hold, can be a `COPY`; if so the row is recorded as written.
+    fn first_write(&mut self, table: u8, key: &Key, values: &Map<String, Value>) -> bool {
+        let Some(slot) = Self::slot(table, key) else {
             return false;
         };
+        let name = rows::TABLES[usize::from(table)].name;
         if self.rows.contains(slot)
             || values.values().any(Value::is_array)
             || self
                 .not_copyable
                 .iter()
-                .any(|(table, column)| table == def.name && values.contains_key(column))
+                .any(|(t, column)| t == name && values.contains_key(column))
         {
             return false;
         }
         self.rows.insert(slot)
     }
 
-    fn written(&mut self, def: &TableDef, key: &Key) {
-        if let Some(slot) = Self::slot(def, key) {
+    fn written(&mut self, table: u8, key: &Key) {
+        if let Some(slot) = Self::slot(table, key) {
             self.rows.insert(slot);
         }
     }
 
-    fn deleted(&mut self, def: &TableDef, key: &Key) {
-        if let Some(slot) = Self::slot(def, key) {
+    fn deleted(&mut self, table: u8, key: &Key) {
+        if let Some(slot) = Self::slot(table, key) {
             self.rows.remove(slot);
         }
     }
@@ -979,6 +980,20 @@ mod tests {
             ]
         );
         assert_eq!(shadow.len(), 3);
+    }
+
+    #[test]
+    fn a_change_to_a_table_the_projection_lacks_fails_the_encoding_and_stages_nothing() {
+        let mut sink = PgSink::new("delius").unwrap();
+        sink.stage(upsert("contact", 1, "kept out"));
+        sink.stage(RowChange::upsert("contacts", 2, json!({ "notes": "typo" })));
+        sink.stage(upsert("contact", 3, "kept out too"));
+        assert!(matches!(
+            sink.encode(),
+            Err(ProjectionError::Identifier(table)) if table == "contacts"
+        ));
+        // Nothing of the failed batch is left to write with the next one.
+        assert!(sink.encode().unwrap().statements.is_empty());
     }
 
     #[test]
