@@ -419,7 +419,9 @@ async fn probe_consumers(rig: &Rig, probe: Arc<Probe>) -> (Consumers, watch::Sen
 async fn one_consumer_handles_other_peoples_messages_beside_a_persons_which_keep_their_order() {
     let mut rig = Rig::new(&[50]).await;
     rig.args.prefetch = 8;
-    let probe = Probe::new(Duration::from_millis(300));
+    // Each message is held 1 s: b-1 and c-1 must arrive while a-1 is still in hand, and on a
+    // loaded CI machine publishing the five (with confirms) has taken longer than 300 ms.
+    let probe = Probe::new(Duration::from_millis(1_000));
     let (consumers, stopper) = probe_consumers(&rig, probe.clone()).await;
     let messages = [
         ("a-1", "X200001"),
