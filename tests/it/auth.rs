@@ -381,6 +381,42 @@ async fn jwks_keys_are_chosen_by_kid_cached_and_refetched_on_an_unknown_kid() {
     assert_unauthorized(&get_protected(auth, &no_kid).await);
 }
 
+/// A verified token is remembered only for the key object that verified it: when a refetch
+/// gives its `kid` other key material, the token is checked again (and now fails).
+#[tokio::test]
+async fn a_remembered_token_is_verified_again_when_its_kid_gets_another_key() {
+    let server = jwks_server().await;
+    let auth = Arc::new(Auth::from_jwks_url_with(&server.url, jwks_options()).unwrap());
+    let token = token(&[ROLE]);
+    for _ in 0..2 {
+        let answer = get_protected(auth.clone(), &token).await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.json());
+    }
+    // The issuer puts the other key under the same kid, then a token with an unknown kid
+    // makes the verifier refetch.
+    let rekeyed: Value = serde_json::from_str(JWKS_ROTATED).unwrap();
+    let mut other = rekeyed["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["kid"] == OTHER_KID)
+        .unwrap()
+        .clone();
+    other["kid"] = json!(KID);
+    let document = json!({ "keys": [other] }).to_string();
+    *server.document.lock().unwrap() = Box::leak(document.into_boxed_str());
+    let unknown = sign(&claims(&[ROLE]), OTHER_PRIVATE_KEY, Some("unknown-kid"));
+    assert_unauthorized(&get_protected(auth.clone(), &unknown).await);
+    assert_eq!(server.fetches.load(Ordering::SeqCst), 2);
+
+    let answer = get_protected(auth, &token).await;
+    assert_unauthorized(&answer);
+    assert_eq!(
+        answer.json()["message"],
+        "bearer token signature is invalid"
+    );
+}
+
 #[tokio::test]
 async fn jwks_with_one_key_accepts_a_token_without_kid() {
     let server = jwks_server().await;
