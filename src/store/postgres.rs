@@ -405,17 +405,19 @@ async fn write(
 /// `$1..$7` and `$13` (numbered by ordinality; `$13` is the last sequence each writes), events as `$8..$12` naming their batch. Events are
 /// inserted in batch then sequence order, so positions rise with sequences. Each command-log
 /// outcome is the caller's with `events` and `transaction_id` filled in from the insert (a
-/// data-modifying CTE runs whether or not the final SELECT reads it).
+/// data-modifying CTE runs whether or not the final SELECT reads it). JSON values come as
+/// text: a `json` column only scans it, where a `jsonb` parameter was parsed into a tree and
+/// printed back for the `json` columns.
 const APPEND: &str = "\
 WITH b AS ( \
   SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], \
-                       $6::jsonb[], $7::jsonb[], $13::bigint[]) \
+                       $6::text[], $7::text[], $13::bigint[]) \
     WITH ORDINALITY AS u(aggregate_type, aggregate_id, expected, message_id, command_type, \
                          outcome, metadata, last, i) \
 ), written AS ( \
   INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) \
   SELECT b.aggregate_type, b.aggregate_id, e.s, e.t, e.v, e.p::json, b.metadata::json \
-  FROM unnest($8::bigint[], $9::bigint[], $10::text[], $11::text[], $12::jsonb[]) AS e(bi, s, t, v, p) \
+  FROM unnest($8::bigint[], $9::bigint[], $10::text[], $11::text[], $12::text[]) AS e(bi, s, t, v, p) \
   JOIN b ON b.i = e.bi \
   ORDER BY e.bi, e.s \
   RETURNING aggregate_type, aggregate_id, sequence, global_position, \
@@ -426,13 +428,13 @@ WITH b AS ( \
 ), logged AS ( \
   INSERT INTO command_log (message_id, aggregate_type, aggregate_id, command_type, outcome, metadata) \
   SELECT b.message_id, b.aggregate_type, b.aggregate_id, b.command_type, \
-         b.outcome || jsonb_build_object( \
+         b.outcome::jsonb || jsonb_build_object( \
            'events', COALESCE((SELECT jsonb_agg(jsonb_build_object( \
                'sequence', m.sequence, 'global_position', m.global_position, \
                'event_type', m.event_type) ORDER BY m.sequence) FROM mine m WHERE m.i = b.i), \
              '[]'::jsonb), \
            'transaction_id', (SELECT max(m.txid) FROM mine m WHERE m.i = b.i)), \
-         b.metadata \
+         b.metadata::jsonb \
   FROM b \
   RETURNING 1 \
 ) \
@@ -446,13 +448,13 @@ struct AppendColumns {
     expected: Vec<i64>,
     message_ids: Vec<String>,
     command_types: Vec<String>,
-    outcomes: Vec<Value>,
-    metadata: Vec<Value>,
+    outcomes: Vec<String>,
+    metadata: Vec<String>,
     event_batch: Vec<i64>,
     sequences: Vec<i64>,
     event_types: Vec<String>,
     event_versions: Vec<String>,
-    payloads: Vec<Value>,
+    payloads: Vec<String>,
     last: Vec<i64>,
 }
 
@@ -470,15 +472,15 @@ impl AppendColumns {
         self.expected.push(expected);
         self.message_ids.push(batch.metadata.message_id.clone());
         self.command_types.push(batch.command_type.to_string());
-        self.outcomes.push(serde_json::to_value(outcome)?);
-        self.metadata.push(serde_json::to_value(batch.metadata)?);
+        self.outcomes.push(serde_json::to_string(outcome)?);
+        self.metadata.push(serde_json::to_string(batch.metadata)?);
         self.last.push(expected + batch.events.len() as i64);
         for (offset, event) in batch.events.iter().enumerate() {
             self.event_batch.push(ordinal);
             self.sequences.push(expected + 1 + offset as i64);
             self.event_types.push(event.event_type.clone());
             self.event_versions.push(event.event_version.clone());
-            self.payloads.push(event.payload.clone());
+            self.payloads.push(serde_json::to_string(&event.payload)?);
         }
         Ok(())
     }
