@@ -10,7 +10,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 use sqlx::postgres::PgRow;
-use sqlx::{Acquire, PgConnection, PgPool, Postgres, Row, Transaction};
+use sqlx::{PgConnection, PgPool, Postgres, Row};
 use tokio::sync::{watch, Notify};
 
 use crate::log::{DecodeError, Json, LoggedEvent, RecordedEvent};
@@ -77,6 +77,47 @@ pub async fn read_events_after(
         .fetch_all(conn)
         .await?;
     rows.iter().map(recorded_event).collect()
+}
+
+/// A projector's stored checkpoint (none stored: the start) and up to `limit` events after
+/// it, as [`read_events_after`] reads them, in one statement and so one snapshot: a runner
+/// batch reads where it is and what comes next in one round trip.
+pub async fn read_events_after_checkpoint(
+    conn: &mut PgConnection,
+    projector: &str,
+    limit: i64,
+) -> Result<(Checkpoint, Vec<LoggedEvent>), sqlx::Error> {
+    let sql = format!(
+        "WITH ck AS ( \
+           SELECT COALESCE((SELECT transaction_id FROM projector_checkpoint WHERE projector = $1), 0) AS t, \
+                  COALESCE((SELECT global_position FROM projector_checkpoint WHERE projector = $1), 0) AS p \
+         ) \
+         SELECT e.*, ck.t, ck.p FROM ck LEFT JOIN LATERAL ( \
+           {SELECT_EVENTS} WHERE (transaction_id, global_position) > (ck.t::text::xid8, ck.p) \
+           AND transaction_id < pg_snapshot_xmin(pg_current_snapshot()) \
+           ORDER BY transaction_id, global_position LIMIT $2 \
+         ) e ON true"
+    );
+    let rows = sqlx::query(&sql)
+        .bind(projector)
+        .bind(limit)
+        .fetch_all(conn)
+        .await?;
+    let checkpoint = match rows.first() {
+        Some(row) => Checkpoint {
+            transaction_id: row.try_get(10)?,
+            global_position: row.try_get(11)?,
+        },
+        None => Checkpoint::default(),
+    };
+    let mut events = Vec::with_capacity(rows.len());
+    for row in &rows {
+        // The LEFT JOIN gives one row of NULL events when there is none after the checkpoint.
+        if row.try_get::<Option<i64>, _>(0)?.is_some() {
+            events.push(recorded_event(row)?);
+        }
+    }
+    Ok((checkpoint, events))
 }
 
 /// Reads the events of one aggregate in sequence order (audit).
@@ -597,6 +638,32 @@ pub struct Encoded {
 }
 
 impl Encoded {
+    /// Adds a data-modifying statement to run after the others, **in the last statement's
+    /// round trip** where that is a query: as one more sub-statement of its `WITH` list (a
+    /// single statement is wrapped in one), which is sound when the trailer touches no row
+    /// the sink writes (sibling sub-statements see one snapshot, not each other's writes). `trailer` gets the number of the first parameter it may use
+    /// (`$n`) and answers its SQL and its parameters, bound as text (cast them).
+    pub fn with_trailer(mut self, trailer: impl FnOnce(usize) -> (String, Vec<String>)) -> Self {
+        match self.statements.last_mut() {
+            Some(Statement::Query(sql, params)) => {
+                let (extra, extra_params) = trailer(params.len() + 1);
+                *sql = match sql
+                    .strip_suffix(" SELECT 1")
+                    .filter(|_| sql.starts_with("WITH "))
+                {
+                    Some(ctes) => format!("{ctes}, trailer AS ({extra}) SELECT 1"),
+                    None => format!("WITH main AS ({sql}), trailer AS ({extra}) SELECT 1"),
+                };
+                params.extend(extra_params);
+            }
+            _ => {
+                let (extra, extra_params) = trailer(1);
+                self.statements.push(Statement::Query(extra, extra_params));
+            }
+        }
+        self
+    }
+
     /// Runs the statements in order on `conn`.
     pub async fn execute(self, conn: &mut PgConnection) -> Result<(), ProjectionError> {
         for statement in self.statements {
@@ -720,29 +787,6 @@ pub async fn load_checkpoint(
     })
 }
 
-async fn save_checkpoint(
-    tx: &mut Transaction<'_, Postgres>,
-    projector: &str,
-    checkpoint: Checkpoint,
-    applied: i64,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO projector_checkpoint (projector, transaction_id, global_position, events_applied, updated_at) \
-         VALUES ($1, $2, $3, $4, now()) \
-         ON CONFLICT (projector) DO UPDATE SET transaction_id = EXCLUDED.transaction_id, \
-         global_position = EXCLUDED.global_position, \
-         events_applied = projector_checkpoint.events_applied + EXCLUDED.events_applied, \
-         updated_at = now()",
-    )
-    .bind(projector)
-    .bind(checkpoint.transaction_id)
-    .bind(checkpoint.global_position)
-    .bind(applied)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
-
 /// Settings of a catch-up runner.
 #[derive(Debug, Clone)]
 pub struct RunnerConfig {
@@ -850,41 +894,79 @@ fn replace_if_newer(current: &mut Checkpoint, next: Checkpoint) -> bool {
     }
 }
 
-/// One batch: take the swap lock (shared), read the checkpoint, read, project, save the
-/// checkpoint, commit. Returns how many events it applied.
+/// One batch in four round trips (three when there is nothing to do): begin holding the swap
+/// lock (shared), read the checkpoint and the events after it, write the rows and the moved
+/// checkpoint in one statement, commit. Returns how many events it applied.
 pub async fn step(
     conn: &mut PgConnection,
     config: &RunnerConfig,
     checkpoint: &mut Checkpoint,
 ) -> Result<usize, ProjectionError> {
-    let mut tx = conn.begin().await?;
     // A replay swapping rebuilt tables in holds the swap lock exclusively and moves the
-    // checkpoint: `projector_enter` (schema/0008) waits for the lock, then reads the checkpoint
-    // with a snapshot taken after the wait, in one round trip.
-    let row: Option<(i64, i64)> =
-        sqlx::query_as("SELECT transaction_id, global_position FROM projector_enter($1, $2)")
-            .bind(&config.name)
-            .bind(crate::replay::swap_lock_key(&config.name))
-            .fetch_optional(&mut *tx)
-            .await?;
-    *checkpoint = row.map_or_else(Checkpoint::default, |(transaction_id, global_position)| {
-        Checkpoint {
-            transaction_id,
-            global_position,
-        }
-    });
-    let events = read_events_after(&mut tx, *checkpoint, config.batch_size, None).await?;
+    // checkpoint: the transaction waits for the lock as it begins (one round trip), so the
+    // next statement's snapshot follows it.
+    let begin = format!(
+        "BEGIN; SELECT pg_advisory_xact_lock_shared(hashtext({}))",
+        plain_literal(&crate::replay::swap_lock_key(&config.name))?
+    );
+    let mut tx = sqlx::Connection::begin_with(&mut *conn, begin).await?;
+    let (stored, events) =
+        read_events_after_checkpoint(&mut tx, &config.name, config.batch_size).await?;
+    *checkpoint = stored;
     let Some(last) = events.last() else {
         tx.commit().await?;
         return Ok(0);
     };
     let next = Checkpoint::of(last);
     let mut sink = PgSink::new(&config.schema)?;
-    project_events(&mut tx, &mut sink, &events).await?;
-    save_checkpoint(&mut tx, &config.name, next, events.len() as i64).await?;
+    stage_events(&mut sink, &events)?;
+    // The checkpoint is saved in the rows' round trip.
+    sink.encode()?
+        .with_trailer(checkpoint_trailer(&config.name, next, events.len()))
+        .execute(&mut tx)
+        .await?;
     tx.commit().await?;
     *checkpoint = next;
     Ok(events.len())
+}
+
+/// `text` as a SQL string literal for a statement without parameters (`BEGIN; …` in one
+/// round trip): only text that needs no escaping (no quote, no backslash) is accepted.
+pub fn plain_literal(text: &str) -> Result<String, ProjectionError> {
+    if text.contains(['\'', '\\']) {
+        return Err(ProjectionError::Identifier(text.to_string()));
+    }
+    Ok(format!("'{text}'"))
+}
+
+/// The statement that saves `projector`'s checkpoint after `applied` more events, as an
+/// [`Encoded::with_trailer`] trailer, so it rides in the round trip of the rows.
+pub fn checkpoint_trailer(
+    projector: &str,
+    next: Checkpoint,
+    applied: usize,
+) -> impl FnOnce(usize) -> (String, Vec<String>) + '_ {
+    move |n| {
+        (
+            format!(
+                "INSERT INTO projector_checkpoint (projector, transaction_id, global_position, events_applied, updated_at) \
+                 VALUES (${n}, ${}::bigint, ${}::bigint, ${}::bigint, now()) \
+                 ON CONFLICT (projector) DO UPDATE SET transaction_id = EXCLUDED.transaction_id, \
+                 global_position = EXCLUDED.global_position, \
+                 events_applied = projector_checkpoint.events_applied + EXCLUDED.events_applied, \
+                 updated_at = now()",
+                n + 1,
+                n + 2,
+                n + 3
+            ),
+            vec![
+                projector.to_string(),
+                next.transaction_id.to_string(),
+                next.global_position.to_string(),
+                applied.to_string(),
+            ],
+        )
+    }
 }
 
 #[cfg(test)]
@@ -994,6 +1076,67 @@ mod tests {
         ));
         // Nothing of the failed batch is left to write with the next one.
         assert!(sink.encode().unwrap().statements.is_empty());
+    }
+
+    fn queries(encoded: &Encoded) -> Vec<(String, Vec<String>)> {
+        encoded
+            .statements
+            .iter()
+            .map(|statement| match statement {
+                Statement::Query(sql, params) => (sql.clone(), params.clone()),
+                Statement::Copy(sql, _) => (sql.clone(), Vec::new()),
+            })
+            .collect()
+    }
+
+    fn trailer(n: usize) -> (String, Vec<String>) {
+        (format!("UPDATE t SET v = ${n}::bigint"), vec!["7".into()])
+    }
+
+    #[test]
+    fn a_plain_literal_needs_no_escaping_or_is_refused() {
+        assert_eq!(
+            plain_literal("projector-swap:delius").unwrap(),
+            "'projector-swap:delius'"
+        );
+        assert!(plain_literal("it's").is_err());
+        assert!(plain_literal("back\\slash").is_err());
+    }
+
+    #[test]
+    fn a_trailer_joins_the_last_statement_or_comes_alone() {
+        // One sub-statement: wrapped in a WITH with the trailer.
+        let mut sink = PgSink::new("delius").unwrap();
+        sink.stage(upsert("contact", 1, "one"));
+        let one = queries(&sink.encode().unwrap().with_trailer(trailer));
+        assert_eq!(one.len(), 1);
+        assert!(one[0]
+            .0
+            .starts_with("WITH main AS (INSERT INTO \"delius\".\"contact\""));
+        assert!(one[0]
+            .0
+            .ends_with("), trailer AS (UPDATE t SET v = $2::bigint) SELECT 1"));
+        assert_eq!(one[0].1.len(), 2);
+        assert_eq!(one[0].1[1], "7");
+        // Several: one more CTE of the same statement, numbered after its parameters.
+        sink.stage(upsert("contact", 1, "one"));
+        sink.stage(RowChange::update("nsi", 2, json!({ "notes": "n" })));
+        let combined = queries(&sink.encode().unwrap().with_trailer(trailer));
+        assert_eq!(combined.len(), 1);
+        assert!(combined[0].0.starts_with("WITH w0 AS ("));
+        assert!(combined[0]
+            .0
+            .ends_with(", trailer AS (UPDATE t SET v = $3::bigint) SELECT 1"));
+        assert_eq!(combined[0].1.len(), 3);
+        // Nothing staged: the trailer alone.
+        let alone = queries(&sink.encode().unwrap().with_trailer(trailer));
+        assert_eq!(
+            alone,
+            [(
+                "UPDATE t SET v = $1::bigint".to_string(),
+                vec!["7".to_string()]
+            )]
+        );
     }
 
     #[test]
