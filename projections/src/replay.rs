@@ -25,6 +25,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{Acquire, PgConnection, PgPool, Row};
 use uuid::Uuid;
 
+use crate::log::LoggedEvent;
 use crate::postgres::{
     identifier, project_events, read_events_after, stage_events, Encoded, PgSink, ProjectTimings,
     ProjectionError, ShadowRows,
@@ -452,18 +453,26 @@ async fn rebuild(
     let mut done = resumed_at;
     progress.start(target, done, total.max(applied) as u64);
     let mut timings = ReplayTimings::default();
-    // Two stages that overlap: this task reads and stages batch N + 1 while a writer task
-    // commits batch N (rows and run checkpoint in one transaction) on its own connection. At
-    // most two batches are in memory.
+    // Three stages that overlap, each on its own connection: a reader task reads batch N + 2
+    // while this task decodes, stages and encodes batch N + 1 and a writer task commits batch
+    // N (rows and run checkpoint in one transaction). At most four batches are in memory (one
+    // being read, one queued, one staged, one being written).
     // The rows the shadow holds (none when it is new): a row's first write is a `COPY`.
     let mut shadow = ShadowRows::load(conn, target).await?;
     let mut writer = Some(pool.acquire().await?);
+    let mut batches = read_ahead(
+        pool.acquire().await?,
+        checkpoint,
+        request.batch_size,
+        request.until,
+    );
     let mut in_flight: Option<(WriteTask, u64)> = None;
     loop {
-        let read = Instant::now();
-        let events =
-            read_events_after(&mut *conn, checkpoint, request.batch_size, request.until).await?;
-        timings.read += read.elapsed();
+        let (events, read_time) = batches
+            .next()
+            .await
+            .ok_or_else(|| ReplayError::Writer("the reader stopped".into()))??;
+        timings.read += read_time;
         let next = events.last().map(Checkpoint::of);
         let count = events.len() as u64;
         let staged = match next {
@@ -544,6 +553,58 @@ async fn rebuild(
         elapsed: started.elapsed(),
         timings,
     })
+}
+
+/// Batches of the log read ahead by a task of their own: each with the time its read took.
+/// The task stops after the first empty batch or error, or when this is dropped.
+struct ReadAhead {
+    batches: tokio::sync::mpsc::Receiver<Result<(Vec<LoggedEvent>, Duration), ProjectionError>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl ReadAhead {
+    async fn next(&mut self) -> Option<Result<(Vec<LoggedEvent>, Duration), ProjectionError>> {
+        self.batches.recv().await
+    }
+}
+
+impl Drop for ReadAhead {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Starts reading the log after `after` on `connection`, `batch_size` events at a time (until
+/// `until`), one batch ahead of the consumer.
+fn read_ahead(
+    mut connection: sqlx::pool::PoolConnection<sqlx::Postgres>,
+    mut after: Checkpoint,
+    batch_size: i64,
+    until: Option<DateTime<Utc>>,
+) -> ReadAhead {
+    let (sender, batches) = tokio::sync::mpsc::channel(1);
+    let task = tokio::spawn(async move {
+        loop {
+            let started = Instant::now();
+            match read_events_after(&mut connection, after, batch_size, until).await {
+                Ok(events) => {
+                    let last = events.last().map(Checkpoint::of);
+                    if sender.send(Ok((events, started.elapsed()))).await.is_err() {
+                        return;
+                    }
+                    match last {
+                        Some(last) => after = last,
+                        None => return,
+                    }
+                }
+                Err(error) => {
+                    let _ = sender.send(Err(error.into())).await;
+                    return;
+                }
+            }
+        }
+    });
+    ReadAhead { batches, task }
 }
 
 type WriteTask = tokio::task::JoinHandle<
