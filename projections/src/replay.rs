@@ -28,7 +28,7 @@ use uuid::Uuid;
 use crate::log::LoggedEvent;
 use crate::postgres::{
     identifier, project_events, read_events_after, stage_events, Encoded, PgSink, ProjectTimings,
-    ProjectionError, ShadowRows, BY_KEY_ONLY,
+    ProjectionError, ShadowRows, BATCH_SETTINGS,
 };
 use crate::rows::TABLES;
 use crate::Checkpoint;
@@ -622,7 +622,7 @@ async fn write_batch(
 ) -> Result<(sqlx::pool::PoolConnection<sqlx::Postgres>, Duration), ProjectionError> {
     let started = Instant::now();
     let mut tx =
-        sqlx::Connection::begin_with(&mut *connection, format!("BEGIN; {BY_KEY_ONLY}")).await?;
+        sqlx::Connection::begin_with(&mut *connection, format!("BEGIN; {BATCH_SETTINGS}")).await?;
     encoded.execute(&mut tx).await?;
     save_run_checkpoint(&mut tx, &target, next, count as i64).await?;
     tx.commit().await?;
