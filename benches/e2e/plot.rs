@@ -1,6 +1,7 @@
 //! The sync plot: throughput (cmd/s, blue, left scale) and p99 latency (ms, red, right
 //! scale) against concurrent clients (1, 8, 32 on a log scale), beside pgbench's commit rate
-//! (grey dashed, left scale). plotters' bitmap backend without a font (a TTF stack would pull
+//! (grey, left scale) and pgbench committing one referral's rows per transaction (green, left
+//! scale). plotters' bitmap backend without a font (a TTF stack would pull
 //! font-kit and system libraries), so the PNG has no text: the axes are documented in
 //! BENCHMARKS.md. Encoded with the `png` crate.
 
@@ -64,6 +65,12 @@ pub fn sync_png(path: &str, levels: &[Level]) -> anyhow::Result<()> {
             .draw_series(LineSeries::new(
                 points(|l| l.pgbench_tps),
                 RGBColor(150, 150, 150).stroke_width(2),
+            ))
+            .map_err(draw)?;
+        chart
+            .draw_series(LineSeries::new(
+                points(|l| l.same_writes_tps),
+                RGBColor(0, 150, 0).stroke_width(2),
             ))
             .map_err(draw)?;
         chart

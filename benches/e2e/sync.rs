@@ -2,7 +2,11 @@
 //! 204 only once the NSI and its contacts are visible in the Delius tables, at 1, 8 and 32
 //! concurrent clients for a fixed time each: commands per second and p50/p99 latency; beside
 //! pgbench's single-row insert commit rate (and average latency) at the same client count,
-//! against a scratch table of the same database, measured right after.
+//! against a scratch table of the same database, measured right after; and beside pgbench
+//! committing, one transaction per referral, the very rows one answered referral wrote (its
+//! event, command-log row, NSI, NSI manager, status history and three contacts) into copies
+//! of their tables with every index (`same_writes_script`): the database's own rate for one
+//! referral's writes, without the service's batching.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -26,6 +30,9 @@ pub struct Level {
     pub p99_ms: f64,
     pub pgbench_tps: f64,
     pub pgbench_latency_ms: f64,
+    /// pgbench committing the rows one referral writes, one transaction per referral.
+    pub same_writes_tps: f64,
+    pub same_writes_latency_ms: f64,
 }
 
 impl Level {
@@ -42,6 +49,18 @@ impl Level {
                 .ceiling(self.pgbench_latency_ms),
             Figure::new(format!("sync_referral_c{c}_p99"), self.p99_ms, "ms")
                 .ceiling(self.pgbench_latency_ms),
+            Figure::new(
+                format!("sync_referral_c{c}_vs_same_writes"),
+                self.per_second,
+                "cmd/s",
+            )
+            .ceiling(self.same_writes_tps),
+            Figure::new(
+                format!("sync_referral_c{c}_p50_vs_same_writes"),
+                self.p50_ms,
+                "ms",
+            )
+            .ceiling(self.same_writes_latency_ms),
         ]
     }
 }
@@ -54,6 +73,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Vec<Level>> {
     let measure = Duration::from_secs(options.seconds);
     let mut levels = Vec::new();
     let mut total = 0usize;
+    let mut same_writes = None;
     for &clients in LEVELS {
         drive(&service, &workload, &next, clients, warmup).await?;
         let mut latencies = drive(&service, &workload, &next, clients, measure).await?;
@@ -61,7 +81,13 @@ pub async fn run(options: &Options) -> anyhow::Result<Vec<Level>> {
         latencies.sort();
         let per_second = latencies.len() as f64 / measure.as_secs_f64();
         let (pgbench_tps, pgbench_latency_ms) =
-            pgbench(&service.db.url, clients, options.seconds).await?;
+            pgbench(&service.db.url, clients, options.seconds, PGBENCH_SCRIPT).await?;
+        if same_writes.is_none() {
+            same_writes = Some(same_writes_script(&service.db.pool).await?);
+        }
+        let script = same_writes.as_deref().unwrap_or_default();
+        let (same_writes_tps, same_writes_latency_ms) =
+            pgbench(&service.db.url, clients, options.seconds, script).await?;
         let level = Level {
             clients,
             per_second,
@@ -69,6 +95,8 @@ pub async fn run(options: &Options) -> anyhow::Result<Vec<Level>> {
             p99_ms: percentile(&latencies, 99.0),
             pgbench_tps,
             pgbench_latency_ms,
+            same_writes_tps,
+            same_writes_latency_ms,
         };
         eprintln!("sync {level:?}");
         levels.push(level);
@@ -132,9 +160,120 @@ async fn verify(service: &Service, referrals: usize) -> anyhow::Result<()> {
 
 const PGBENCH_SCRIPT: &str = "INSERT INTO pgbench_scratch (v) VALUES (1);\n";
 
-/// pgbench's commit rate and average latency for single-row inserts with `clients`
-/// connections for `seconds` on the database at `url`.
-async fn pgbench(url: &str, clients: usize, seconds: u64) -> anyhow::Result<(f64, f64)> {
+/// The tables the same-writes script writes: copies of the log's and of `delius`'s, with
+/// their indexes, constraints, defaults and identity columns, in a schema of their own.
+const SAME_WRITES_SCHEMA: &str = "same_writes";
+
+/// A pgbench script that commits, one transaction per referral, the rows one answered
+/// referral wrote: its event and command-log row (the bus's append) and every Delius row
+/// its event projected (the projector's write), each as a literal `INSERT` of the sampled
+/// row's values into copies of the tables (`same_writes.*`, every index included), with the
+/// key made unique per transaction. No reads, no JSON row sets, no batching across
+/// referrals: what PostgreSQL alone needs to make one referral's rows durable.
+async fn same_writes_script(pool: &sqlx::PgPool) -> anyhow::Result<String> {
+    let (position, aggregate_id): (i64, String) = sqlx::query_as(
+        "SELECT global_position, aggregate_id FROM events WHERE event_type = 'ReferralStarted' \
+         ORDER BY global_position DESC LIMIT 1",
+    )
+    .fetch_one(pool)
+    .await
+    .context("no referral was answered")?;
+    let schema = SAME_WRITES_SCHEMA;
+    sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        .execute(pool)
+        .await?;
+    sqlx::query(&format!("CREATE SCHEMA {schema}"))
+        .execute(pool)
+        .await?;
+    sqlx::query(&format!("CREATE SEQUENCE {schema}.ids"))
+        .execute(pool)
+        .await?;
+    // (source table, key column and the expression that makes it unique, row filter)
+    let unique = format!("'sw' || nextval('{schema}.ids')");
+    let mut tables: Vec<(String, String, String, String)> = vec![
+        (
+            "public.events".into(),
+            "aggregate_id".into(),
+            unique.clone(),
+            format!("global_position = {position}"),
+        ),
+        (
+            "public.command_log".into(),
+            "message_id".into(),
+            unique.clone(),
+            format!("aggregate_type = 'Referral' AND aggregate_id = '{aggregate_id}'"),
+        ),
+    ];
+    for table in projections::TABLES.iter().filter(|t| !t.reference) {
+        let written: bool = sqlx::query_scalar(&format!(
+            "SELECT EXISTS (SELECT 1 FROM delius.{} WHERE last_event_position = $1)",
+            table.name
+        ))
+        .bind(position)
+        .fetch_one(pool)
+        .await?;
+        if written {
+            tables.push((
+                format!("delius.{}", table.name),
+                table.key.into(),
+                format!("nextval('{schema}.ids')"),
+                format!("last_event_position = {position}"),
+            ));
+        }
+    }
+    let mut script = String::from("BEGIN;\n");
+    for (source, key, key_value, filter) in &tables {
+        let name = source.rsplit('.').next().unwrap_or(source);
+        sqlx::query(&format!(
+            "CREATE TABLE {schema}.{name} (LIKE {source} INCLUDING ALL)"
+        ))
+        .execute(pool)
+        .await?;
+        // Generated and defaulted columns of the log (position, transaction, time) are left
+        // to their defaults, as the append leaves them.
+        let inserts: Vec<String> = sqlx::query_scalar(&format!(
+            "WITH sampled AS (SELECT row_number() OVER () AS row, row_to_json(r) AS columns \
+                              FROM {source} r WHERE {filter}) \
+             SELECT format('INSERT INTO {schema}.{name} (%s) VALUES (%s);', \
+               string_agg(quote_ident(j.key), ', ' ORDER BY j.n), \
+               string_agg(CASE WHEN j.key = $1 THEN $2 ELSE quote_nullable(j.value) END, ', ' ORDER BY j.n)) \
+             FROM sampled s, json_each_text(s.columns) WITH ORDINALITY AS j(key, value, n) \
+             WHERE j.key NOT IN ('global_position', 'transaction_id', 'recorded_at') \
+             GROUP BY s.row"
+        ))
+        .bind(key)
+        .bind(key_value)
+        .fetch_all(pool)
+        .await?;
+        for insert in inserts {
+            script.push_str(&insert);
+            script.push('\n');
+        }
+    }
+    script.push_str("COMMIT;\n");
+    eprintln!(
+        "same writes: {} inserts per transaction into {}",
+        script.matches("INSERT INTO").count(),
+        tables
+            .iter()
+            .map(|(source, ..)| source.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    if std::env::var_os("BENCH_PRINT_SAME_WRITES").is_some() {
+        eprintln!("{script}");
+    }
+    Ok(script)
+}
+
+/// pgbench's commit rate and average latency running `script` (one transaction) with
+/// `clients` connections for `seconds` on the database at `url`.
+async fn pgbench(
+    url: &str,
+    clients: usize,
+    seconds: u64,
+    script: &str,
+) -> anyhow::Result<(f64, f64)> {
     let pool = delius_bridge::engine::connect(url, 1).await?;
     sqlx::query(
         "CREATE TABLE IF NOT EXISTS pgbench_scratch (id bigserial PRIMARY KEY, v int NOT NULL)",
@@ -142,8 +281,9 @@ async fn pgbench(url: &str, clients: usize, seconds: u64) -> anyhow::Result<(f64
     .execute(&pool)
     .await?;
     pool.close().await;
+    let body = script;
     let script = std::env::temp_dir().join(format!("delius-bench-{}.sql", std::process::id()));
-    std::fs::write(&script, PGBENCH_SCRIPT)?;
+    std::fs::write(&script, body)?;
     let pgbench = std::env::var("PGBENCH").unwrap_or_else(|_| "/usr/bin/pgbench".into());
     let output = tokio::process::Command::new(&pgbench)
         .arg("-n")
