@@ -3,11 +3,12 @@
 //!
 //! # Blocks, as Oracle's `CACHE`
 //! [`PgIds`] takes [`BLOCK`] values of a sequence in one round trip and hands them out from
-//! memory, as an Oracle sequence with `CACHE 20` does in Delius itself: ids stay unique across
+//! memory, as an Oracle sequence with a `CACHE` does in Delius itself: ids stay unique across
 //! processes (every value comes from `nextval`), one process's ids of a sequence increase in
 //! the order it fetched its blocks, two processes' ids interleave, and a process that stops
 //! leaves the rest of its blocks unused (a gap, never a reuse). A command deciding a referral
-//! takes six ids; with blocks, most commands take none from the database.
+//! takes six ids from four sequences; with blocks of 100, about one referral in twenty waits
+//! for a round trip (with Delius's own 20, one in three did).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -17,7 +18,7 @@ use aggregates::{IdAllocator, IdError, IdSequence};
 use sqlx::PgPool;
 
 /// How many values of a sequence one round trip takes.
-pub const BLOCK: i64 = 20;
+pub const BLOCK: i64 = 100;
 
 /// Allocates ids from the `delius` sequences, [`BLOCK`] at a time.
 #[derive(Debug, Clone)]
