@@ -367,6 +367,10 @@ impl std::fmt::Debug for CommandBus {
     }
 }
 
+/// An aggregate loaded for a command: its state and sequence, or (`Err`) the outcome already
+/// recorded for the command's message on it (a redelivery).
+type Loaded<A> = Result<Result<(A, usize), CommandOutcome>, StoreError>;
+
 impl CommandBus {
     /// A bus writing to `log`, deciding with `services`, waking `wake` after every append.
     pub fn new(log: EventLog, services: Services, wake: Arc<Notify>) -> Self {
@@ -393,8 +397,47 @@ impl CommandBus {
     where
         A::Command: Clone + Send + Sync,
     {
+        self.execute_from::<A>(aggregate_id, command, metadata, None)
+            .await
+    }
+
+    /// Executes the command `prepare` builds (from lookups of its own, e.g. the person and
+    /// sentence a referral needs) on aggregate `A`, loading the aggregate **while** `prepare`
+    /// runs instead of after it: one round trip less on the caller's path. `prepare`'s error
+    /// comes back as the outer `Err`; nothing is written then.
+    pub async fn execute_prepared<A: Routed, E>(
+        &self,
+        aggregate_id: &str,
+        metadata: &Metadata,
+        prepare: impl std::future::Future<Output = Result<A::Command, E>>,
+    ) -> Result<Result<CommandOutcome, BusError<A::Error>>, E>
+    where
+        A::Command: Clone + Send + Sync,
+    {
+        let (loaded, command) = tokio::join!(self.load_for::<A>(metadata, aggregate_id), prepare);
+        let command = command?;
+        Ok(self
+            .execute_from::<A>(aggregate_id, command, metadata, Some(loaded))
+            .await)
+    }
+
+    /// [`CommandBus::execute`], its first attempt deciding on `loaded` when given.
+    async fn execute_from<A: Routed>(
+        &self,
+        aggregate_id: &str,
+        command: A::Command,
+        metadata: &Metadata,
+        mut loaded: Option<Loaded<A>>,
+    ) -> Result<CommandOutcome, BusError<A::Error>>
+    where
+        A::Command: Clone + Send + Sync,
+    {
         for attempt in 1..=self.max_attempts {
-            let (aggregate, sequence) = match self.load_for::<A>(metadata, aggregate_id).await? {
+            let load = match loaded.take() {
+                Some(load) => load,
+                None => self.load_for::<A>(metadata, aggregate_id).await,
+            };
+            let (aggregate, sequence) = match load? {
                 Err(mut outcome) => {
                     outcome.duplicate = true;
                     return Ok(outcome);
@@ -497,11 +540,7 @@ impl CommandBus {
 
     /// The outcome recorded for this message on the aggregate (`Err`: a redelivery), else the
     /// aggregate rebuilt with its sequence; one round trip on PostgreSQL.
-    async fn load_for<A: Routed>(
-        &self,
-        metadata: &Metadata,
-        aggregate_id: &str,
-    ) -> Result<Result<(A, usize), CommandOutcome>, StoreError> {
+    async fn load_for<A: Routed>(&self, metadata: &Metadata, aggregate_id: &str) -> Loaded<A> {
         match &self.log {
             EventLog::Postgres(log) => {
                 match log

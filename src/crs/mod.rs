@@ -130,36 +130,36 @@ pub async fn start_referral(
     request: &wire::ReferralStarted,
     metadata: &Metadata,
 ) -> Result<(), CrsError> {
-    let (offender_id, event) = case_sentence(engine, crn, request.sentence_id).await?;
-    let rar_requirement_id = event
-        .disposal
-        .as_ref()
-        .and_then(|d| {
-            d.requirements
-                .iter()
-                .find(|r| r.active && r.main_category_code == "F")
-        })
-        .map(|r| r.requirement_id);
-    let command = ReferralCommand::Start(Box::new(StartReferral {
-        referral_id: request.referral_id,
-        started_at: request.started_at.with_timezone(&Utc),
-        contract_type: request.contract_type.clone(),
-        notes: request.notes.clone(),
-        sentence: SentenceFacts {
-            offender_id,
-            crn: crn.to_string(),
-            event_id: event.event_id,
-            rar_requirement_id,
-        },
-    }));
+    // The person and sentence are looked up while the referral's stream loads.
+    let prepare = async {
+        let (offender_id, event) = case_sentence(engine, crn, request.sentence_id).await?;
+        let rar_requirement_id = event
+            .disposal
+            .as_ref()
+            .and_then(|d| {
+                d.requirements
+                    .iter()
+                    .find(|r| r.active && r.main_category_code == "F")
+            })
+            .map(|r| r.requirement_id);
+        let command = ReferralCommand::Start(Box::new(StartReferral {
+            referral_id: request.referral_id,
+            started_at: request.started_at.with_timezone(&Utc),
+            contract_type: request.contract_type.clone(),
+            notes: request.notes.clone(),
+            sentence: SentenceFacts {
+                offender_id,
+                crn: crn.to_string(),
+                event_id: event.event_id,
+                rar_requirement_id,
+            },
+        }));
+        Ok::<_, CrsError>(Timed::new(metadata.received_at, command))
+    };
     let outcome = engine
         .bus
-        .execute::<Referral>(
-            &request.referral_id.to_string(),
-            Timed::new(metadata.received_at, command),
-            metadata,
-        )
-        .await
+        .execute_prepared::<Referral, _>(&request.referral_id.to_string(), metadata, prepare)
+        .await?
         .map_err(|e| {
             bus_error(e, |rejected| match rejected {
                 ReferralError::UnknownContractType(_) => CrsError::Invalid {
@@ -195,53 +195,57 @@ pub async fn merge_appointment(
             ),
         });
     }
-    let urn = referral_urn(referral_id);
-    let (referral, _) = engine
-        .bus
-        .load::<Referral>(&referral_id.to_string())
-        .await?;
-    let nsi_id = match referral.nsi_id {
-        Some(nsi_id) if referral.crn == crn => nsi_id,
-        _ => {
-            return Err(CrsError::NotFound(format!(
-                "Unable to match Referral {urn} => CRN {crn}"
-            )))
+    // The referral, office location and sentence are looked up while the diary loads.
+    let prepare = async {
+        let urn = referral_urn(referral_id);
+        let (referral, _) = engine
+            .bus
+            .load::<Referral>(&referral_id.to_string())
+            .await?;
+        let nsi_id = match referral.nsi_id {
+            Some(nsi_id) if referral.crn == crn => nsi_id,
+            _ => {
+                return Err(CrsError::NotFound(format!(
+                    "Unable to match Referral {urn} => CRN {crn}"
+                )))
+            }
+        };
+        if let Some(code) = &request.office_location_code {
+            let location = reference::row(engine, "office_location", code).await?;
+            if !location.is_some_and(|l| reference::boolean(&l, "active").unwrap_or(false)) {
+                return Err(CrsError::NotFound(format!(
+                    "Office location with code {code} not found"
+                )));
+            }
         }
+        let (offender_id, event_facts) = event_facts(engine, crn, referral.event_id).await?;
+        let command = DiaryCommand::MergeAppointment(Box::new(MergeAppointment {
+            offender_id,
+            referral: ReferralFacts {
+                urn,
+                nsi_id,
+                event_id: referral.event_id,
+                rar_requirement_id: referral.requirement_id,
+            },
+            event: event_facts,
+            appointment_id: request.id,
+            referral_reference: request.referral_reference.clone(),
+            start: request.start.with_timezone(&Utc),
+            duration_minutes: request.duration_in_minutes,
+            notes: request.notes.clone(),
+            office_location_code: request.office_location_code.clone(),
+            counts_towards_rar: request.counts_towards_rar,
+            outcome: request.outcome.as_ref().map(Into::into),
+            previous_id: request.previous_id,
+            delius_id: request.delius_id,
+            reschedule_requested_by: request.reschedule_requested_by.clone(),
+        }));
+        Ok(Timed::new(metadata.received_at, command))
     };
-    if let Some(code) = &request.office_location_code {
-        let location = reference::row(engine, "office_location", code).await?;
-        if !location.is_some_and(|l| reference::boolean(&l, "active").unwrap_or(false)) {
-            return Err(CrsError::NotFound(format!(
-                "Office location with code {code} not found"
-            )));
-        }
-    }
-    let (offender_id, event_facts) = event_facts(engine, crn, referral.event_id).await?;
-    let command = DiaryCommand::MergeAppointment(Box::new(MergeAppointment {
-        offender_id,
-        referral: ReferralFacts {
-            urn,
-            nsi_id,
-            event_id: referral.event_id,
-            rar_requirement_id: referral.requirement_id,
-        },
-        event: event_facts,
-        appointment_id: request.id,
-        referral_reference: request.referral_reference.clone(),
-        start: request.start.with_timezone(&Utc),
-        duration_minutes: request.duration_in_minutes,
-        notes: request.notes.clone(),
-        office_location_code: request.office_location_code.clone(),
-        counts_towards_rar: request.counts_towards_rar,
-        outcome: request.outcome.as_ref().map(Into::into),
-        previous_id: request.previous_id,
-        delius_id: request.delius_id,
-        reschedule_requested_by: request.reschedule_requested_by.clone(),
-    }));
     let outcome = engine
         .bus
-        .execute::<Diary>(crn, Timed::new(metadata.received_at, command), metadata)
-        .await
+        .execute_prepared::<Diary, _>(crn, metadata, prepare)
+        .await?
         .map_err(|e| {
             bus_error(e, |rejected| match rejected {
                 DiaryError::PastAppointmentWithoutOutcome => CrsError::Invalid {

@@ -572,3 +572,58 @@ async fn concurrent_loads_share_queries_and_each_gets_its_own_answer(pool: PgPoo
         "{answered} loads should share queries: loads_total - load_queries_total rose by {saved}"
     );
 }
+
+/// `execute_prepared` loads the aggregate while the command's own lookups run: with the
+/// event log locked, the load waits, yet the preparation has already run; once the lock goes,
+/// the command is decided on what was loaded and appended.
+#[sqlx::test(migrator = "delius_bridge::engine::MIGRATOR")]
+async fn a_prepared_command_is_looked_up_while_its_aggregate_loads(pool: PgPool) {
+    let engine = std::sync::Arc::new(engine(pool.clone()));
+    let mut lock = pool.begin().await.unwrap();
+    sqlx::query("LOCK TABLE events IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *lock)
+        .await
+        .unwrap();
+    let (prepared, was_prepared) = tokio::sync::oneshot::channel();
+    let execution = tokio::spawn({
+        let engine = engine.clone();
+        async move {
+            let prepare = async move {
+                let _ = prepared.send(());
+                Ok::<_, String>(baseline(7, "Prepared"))
+            };
+            engine
+                .bus
+                .execute_prepared::<Case, _>("X999999", &metadata("prepared"), prepare)
+                .await
+        }
+    });
+    crate::wait_for_a_lock_waiter(&pool).await;
+    tokio::time::timeout(std::time::Duration::from_secs(5), was_prepared)
+        .await
+        .expect("prepared while the load waits for the lock")
+        .unwrap();
+    assert!(!execution.is_finished());
+    lock.rollback().await.unwrap();
+    let outcome = execution.await.unwrap().unwrap().unwrap();
+    assert_eq!(outcome.events.len(), 1);
+    std::sync::Arc::into_inner(engine).unwrap().shutdown().await;
+}
+
+/// A preparation that fails answers its own error and writes nothing.
+#[sqlx::test(migrator = "delius_bridge::engine::MIGRATOR")]
+async fn a_failed_preparation_writes_nothing(pool: PgPool) {
+    let engine = engine(pool.clone());
+    let prepare = async { Err::<Timed<CaseCommand>, _>("no such person".to_string()) };
+    let answer = engine
+        .bus
+        .execute_prepared::<Case, _>("X999999", &metadata("failed"), prepare)
+        .await;
+    assert_eq!(answer.err().as_deref(), Some("no such person"));
+    let events: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(events, 0);
+    engine.shutdown().await;
+}
