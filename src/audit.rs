@@ -67,8 +67,8 @@ pub struct RowWritten {
 impl RowWritten {
     fn of(change: RowChange) -> Self {
         let (kind, table, key, columns) = match change {
-            RowChange::Upsert { table, key, values } => ("upsert", table, key, values),
-            RowChange::Update { table, key, values } => ("update", table, key, values),
+            RowChange::Upsert { table, key, values } => ("upsert", table, key, values.into_map()),
+            RowChange::Update { table, key, values } => ("update", table, key, values.into_map()),
             RowChange::Delete { table, key } => ("delete", table, key, Map::new()),
         };
         Self {

@@ -25,7 +25,7 @@ pub mod replay;
 pub mod rows;
 
 pub use log::{AnyEvent, Json, LoggedEvent, Metadata, RawJson, RecordedEvent, Source};
-pub use rows::{Key, RowChange, TableDef, TABLES};
+pub use rows::{Columns, Key, RowChange, TableDef, TABLES};
 
 /// Where a projector has got to in the global order `(transaction_id, global_position)`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]

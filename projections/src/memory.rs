@@ -23,13 +23,13 @@ impl MemoryTables {
                 match rows.get_mut(&key) {
                     Some(row) => {
                         for (column, value) in values {
-                            if !INSERT_ONLY_COLUMNS.contains(&column.as_str()) {
-                                row.insert(column, value);
+                            if !INSERT_ONLY_COLUMNS.contains(&column) {
+                                row.insert(column.to_string(), value);
                             }
                         }
                     }
                     None => {
-                        rows.insert(key, values);
+                        rows.insert(key, values.into_map());
                     }
                 }
             }
@@ -39,7 +39,7 @@ impl MemoryTables {
                     .get_mut(table)
                     .and_then(|rows| rows.get_mut(&key))
                 {
-                    row.extend(values);
+                    row.extend(values.into_map());
                 }
             }
             RowChange::Delete { table, key } => {

@@ -8,13 +8,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use serde_json::{Map, Value};
+use serde_json::Value;
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, PgPool, Postgres, Row};
 use tokio::sync::{watch, Notify};
 
 use crate::log::{DecodeError, Json, LoggedEvent, RecordedEvent};
-use crate::rows::{self, Key, RowChange, Stamp, INSERT_ONLY_COLUMNS};
+use crate::rows::{self, Columns, Key, RowChange, Stamp, INSERT_ONLY_COLUMNS};
 use crate::Checkpoint;
 
 /// Why projecting failed.
@@ -151,8 +151,8 @@ pub fn identifier(name: &str) -> Result<&str, ProjectionError> {
 
 #[derive(Debug, Clone)]
 enum Pending {
-    Upsert(Map<String, Value>),
-    Update(Map<String, Value>),
+    Upsert(Columns),
+    Update(Columns),
     Delete,
 }
 
@@ -173,9 +173,9 @@ pub struct PgSink {
     unknown: Option<&'static str>,
 }
 
-fn merge(into: &mut Map<String, Value>, from: Map<String, Value>) {
+fn merge(into: &mut Columns, from: Columns) {
     for (column, value) in from {
-        if INSERT_ONLY_COLUMNS.contains(&column.as_str()) && into.contains_key(&column) {
+        if INSERT_ONLY_COLUMNS.contains(&column) && into.contains_key(column) {
             continue;
         }
         into.insert(column, value);
@@ -296,8 +296,8 @@ impl PgSink {
             }
             let (kind, values) = match pending {
                 Pending::Delete => {
-                    let mut row = Map::new();
-                    row.insert(def.key.to_string(), key.to_value());
+                    let mut row = Columns::with_capacity(1);
+                    row.insert(def.key, key.to_value());
                     (0, row)
                 }
                 Pending::Upsert(values) => (1, values),
@@ -336,7 +336,7 @@ impl PgSink {
                 1 => {
                     let updates: Vec<String> = columns
                         .iter()
-                        .filter(|c| c.as_str() != key && !INSERT_ONLY_COLUMNS.contains(&c.as_str()))
+                        .filter(|c| **c != key && !INSERT_ONLY_COLUMNS.contains(c))
                         .map(|c| format!("\"{c}\" = EXCLUDED.\"{c}\""))
                         .collect();
                     let on_conflict = if updates.is_empty() {
@@ -354,7 +354,7 @@ impl PgSink {
                 _ => {
                     let sets: Vec<String> = columns
                         .iter()
-                        .filter(|c| c.as_str() != key)
+                        .filter(|c| **c != key)
                         .map(|c| format!("\"{c}\" = r.\"{c}\""))
                         .collect();
                     if sets.is_empty() {
@@ -524,7 +524,7 @@ impl ShadowRows {
 
     /// Whether an upsert of `values` into row `key` of table `table` (its index in `TABLES`),
     /// which it does not hold, can be a `COPY`; if so the row is recorded as written.
-    fn first_write(&mut self, table: u8, key: &Key, values: &Map<String, Value>) -> bool {
+    fn first_write(&mut self, table: u8, key: &Key, values: &Columns) -> bool {
         let Some(slot) = Self::slot(table, key) else {
             return false;
         };
@@ -691,24 +691,21 @@ impl Encoded {
 
 /// Rows of one table and kind, by column set: few sets per table, so a row finds its set by
 /// comparing names in place (no key to build per row).
-type ColumnGroups = Vec<(Vec<String>, Vec<Map<String, Value>>)>;
+type ColumnGroups = Vec<(Vec<&'static str>, Vec<Columns>)>;
 
-fn group(sets: &mut ColumnGroups, values: Map<String, Value>) {
-    let same = |columns: &Vec<String>| {
-        columns
-            .iter()
-            .map(String::as_str)
-            .eq(values.keys().map(String::as_str))
-    };
-    match sets.iter().position(|(columns, _)| same(columns)) {
+fn group(sets: &mut ColumnGroups, values: Columns) {
+    match sets
+        .iter()
+        .position(|(columns, _)| columns.iter().copied().eq(values.names()))
+    {
         Some(index) => sets[index].1.push(values),
-        None => sets.push((values.keys().cloned().collect(), vec![values])),
+        None => sets.push((values.names().collect(), vec![values])),
     }
 }
 
 /// Rows as a JSON array in text: bound as `text` and read with `json_populate_recordset`,
 /// PostgreSQL only scans it, where a `jsonb` parameter is first parsed into jsonb's binary form.
-fn json_text(rows: &[Map<String, Value>]) -> String {
+fn json_text(rows: &[Columns]) -> String {
     // Serializing a `Value` cannot fail: its keys are strings.
     serde_json::to_string(rows).unwrap_or_else(|_| "[]".to_string())
 }
@@ -988,6 +985,8 @@ pub fn checkpoint_trailer(
 mod tests {
     use serde_json::json;
 
+    use crate::columns;
+
     use super::*;
 
     fn copy_text(values: &[Value]) -> String {
@@ -1015,7 +1014,7 @@ mod tests {
     }
 
     fn upsert(table: &'static str, id: i64, note: &str) -> RowChange {
-        RowChange::upsert(table, id, json!({ "contact_id": id, "notes": note }))
+        RowChange::upsert(table, id, columns!({ "contact_id": id, "notes": note }))
     }
 
     fn kinds(encoded: &Encoded) -> Vec<String> {
@@ -1065,7 +1064,11 @@ mod tests {
             key: Key::Id(2),
         });
         sink.stage(upsert("contact", 2, "back"));
-        sink.stage(RowChange::update("contact", 9, json!({ "notes": "none" })));
+        sink.stage(RowChange::update(
+            "contact",
+            9,
+            columns!({ "notes": "none" }),
+        ));
         let third = sink.encode_for_shadow(&mut shadow).unwrap();
         assert_eq!(
             kinds(&third),
@@ -1083,7 +1086,11 @@ mod tests {
     fn a_change_to_a_table_the_projection_lacks_fails_the_encoding_and_stages_nothing() {
         let mut sink = PgSink::new("delius").unwrap();
         sink.stage(upsert("contact", 1, "kept out"));
-        sink.stage(RowChange::upsert("contacts", 2, json!({ "notes": "typo" })));
+        sink.stage(RowChange::upsert(
+            "contacts",
+            2,
+            columns!({ "notes": "typo" }),
+        ));
         sink.stage(upsert("contact", 3, "kept out too"));
         assert!(matches!(
             sink.encode(),
@@ -1135,7 +1142,7 @@ mod tests {
         assert_eq!(one[0].1[1], "7");
         // Several: one more CTE of the same statement, numbered after its parameters.
         sink.stage(upsert("contact", 1, "one"));
-        sink.stage(RowChange::update("nsi", 2, json!({ "notes": "n" })));
+        sink.stage(RowChange::update("nsi", 2, columns!({ "notes": "n" })));
         let combined = queries(&sink.encode().unwrap().with_trailer(trailer));
         assert_eq!(combined.len(), 1);
         assert!(combined[0].0.starts_with("WITH w0 AS ("));
@@ -1201,17 +1208,17 @@ mod tests {
         sink.stage(RowChange::upsert(
             "team",
             "N07T01",
-            json!({ "code": "N07T01" }),
+            columns!({ "code": "N07T01" }),
         ));
         sink.stage(RowChange::upsert(
             "contact",
             1,
-            json!({ "contact_id": 1, "detail": "x" }),
+            columns!({ "contact_id": 1, "detail": "x" }),
         ));
         sink.stage(RowChange::upsert(
             "contact",
             2,
-            json!({ "contact_id": 2, "codes": ["a"] }),
+            columns!({ "contact_id": 2, "codes": ["a"] }),
         ));
         let encoded = sink.encode_for_shadow(&mut shadow).unwrap();
         assert_eq!(kinds(&encoded), ["WITH"]);

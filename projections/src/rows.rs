@@ -3,7 +3,8 @@
 //! only if the row exists, Delete removes it. Neither sink reads a row to decide a value.
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::ser::SerializeMap;
+use serde::{Serialize, Serializer};
 use serde_json::{Map, Value};
 
 /// A row's primary key: a Delius numeric id or a reference-data code.
@@ -36,6 +37,296 @@ impl Key {
     }
 }
 
+/// A row's columns: name and value pairs kept in name order, as a `serde_json::Map` keeps
+/// them (so rows group, print and serialize the same), with names that are the projector's
+/// own `&'static str`s. Every projected row is built as one of these: a few allocations
+/// where a map of owned names took one per column plus its B-tree nodes (the replay's
+/// largest cost, BENCHMARKS.md).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Columns(Vec<(&'static str, Value)>);
+
+impl Columns {
+    /// No columns.
+    pub fn new() -> Self {
+        Self(Vec::new())
+    }
+
+    /// No columns, room for `capacity`.
+    pub fn with_capacity(capacity: usize) -> Self {
+        Self(Vec::with_capacity(capacity))
+    }
+
+    /// Sets `name` to `value`, replacing any value it had.
+    pub fn insert(&mut self, name: &'static str, value: Value) {
+        match self.0.binary_search_by(|(column, _)| (*column).cmp(name)) {
+            Ok(at) => self.0[at].1 = value,
+            Err(at) => self.0.insert(at, (name, value)),
+        }
+    }
+
+    /// The value of `name`, if set.
+    pub fn get(&self, name: &str) -> Option<&Value> {
+        self.0
+            .binary_search_by(|(column, _)| (*column).cmp(name))
+            .ok()
+            .map(|at| &self.0[at].1)
+    }
+
+    /// Whether `name` is set.
+    pub fn contains_key(&self, name: &str) -> bool {
+        self.get(name).is_some()
+    }
+
+    /// How many columns are set.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether none is.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The columns' names, in order.
+    pub fn names(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.0.iter().map(|(column, _)| *column)
+    }
+
+    /// The columns' values, in their names' order.
+    pub fn values(&self) -> impl Iterator<Item = &Value> {
+        self.0.iter().map(|(_, value)| value)
+    }
+
+    /// The columns, in order.
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, &Value)> {
+        self.0.iter().map(|(column, value)| (*column, value))
+    }
+
+    /// The columns as a JSON object.
+    pub fn into_map(self) -> Map<String, Value> {
+        self.0
+            .into_iter()
+            .map(|(column, value)| (column.to_string(), value))
+            .collect()
+    }
+
+    /// The columns of a struct, by its serialized field names (`None` if `value` does not
+    /// serialize as a struct of plain fields).
+    pub fn of<T: Serialize>(value: &T) -> Option<Self> {
+        value.serialize(StructColumns).ok()
+    }
+}
+
+impl IntoIterator for Columns {
+    type Item = (&'static str, Value);
+    type IntoIter = std::vec::IntoIter<(&'static str, Value)>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter()
+    }
+}
+
+impl Extend<(&'static str, Value)> for Columns {
+    fn extend<I: IntoIterator<Item = (&'static str, Value)>>(&mut self, columns: I) {
+        for (column, value) in columns {
+            self.insert(column, value);
+        }
+    }
+}
+
+impl FromIterator<(&'static str, Value)> for Columns {
+    fn from_iter<I: IntoIterator<Item = (&'static str, Value)>>(columns: I) -> Self {
+        let mut all = Self::new();
+        all.extend(columns);
+        all
+    }
+}
+
+impl Serialize for Columns {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (column, value) in &self.0 {
+            map.serialize_entry(column, value)?;
+        }
+        map.end()
+    }
+}
+
+/// A column's value: what `serde_json::json!` makes of it. The projector's values (numbers,
+/// strings, dates, options of them) always serialize; anything that would not is `null`.
+pub fn value<T: Serialize + ?Sized>(value: &T) -> Value {
+    serde_json::to_value(value).unwrap_or(Value::Null)
+}
+
+/// [`Columns`] written as `serde_json::json!`'s object: `columns!({ "a": x, "b": y })`.
+#[macro_export]
+macro_rules! columns {
+    ({ $($name:literal : $value:expr),* $(,)? }) => {{
+        let mut columns = $crate::rows::Columns::with_capacity(16);
+        $( columns.insert($name, $crate::rows::value(&$value)); )*
+        columns
+    }};
+}
+
+/// The serializer behind [`Columns::of`]: a struct's fields, by their `&'static str` names.
+struct StructColumns;
+
+/// What [`StructColumns`] rejects: anything but a struct.
+#[derive(Debug)]
+struct NotAStruct;
+
+impl std::fmt::Display for NotAStruct {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("row columns come from a struct")
+    }
+}
+
+impl std::error::Error for NotAStruct {}
+
+impl serde::ser::Error for NotAStruct {
+    fn custom<T: std::fmt::Display>(_: T) -> Self {
+        NotAStruct
+    }
+}
+
+/// The fields [`StructColumns`] has collected.
+struct Fields(Columns);
+
+impl serde::ser::SerializeStruct for Fields {
+    type Ok = Columns;
+    type Error = NotAStruct;
+
+    fn serialize_field<T: Serialize + ?Sized>(
+        &mut self,
+        name: &'static str,
+        field: &T,
+    ) -> Result<(), NotAStruct> {
+        self.0
+            .insert(name, serde_json::to_value(field).map_err(|_| NotAStruct)?);
+        Ok(())
+    }
+
+    fn skip_field(&mut self, _: &'static str) -> Result<(), NotAStruct> {
+        Ok(())
+    }
+
+    fn end(self) -> Result<Columns, NotAStruct> {
+        Ok(self.0)
+    }
+}
+
+macro_rules! not_a_struct {
+    ($($method:ident($($arg:ty),*)),* $(,)?) => {
+        $(fn $method(self, $(_: $arg),*) -> Result<Columns, NotAStruct> {
+            Err(NotAStruct)
+        })*
+    };
+}
+
+impl Serializer for StructColumns {
+    type Ok = Columns;
+    type Error = NotAStruct;
+    type SerializeSeq = serde::ser::Impossible<Columns, NotAStruct>;
+    type SerializeTuple = serde::ser::Impossible<Columns, NotAStruct>;
+    type SerializeTupleStruct = serde::ser::Impossible<Columns, NotAStruct>;
+    type SerializeTupleVariant = serde::ser::Impossible<Columns, NotAStruct>;
+    type SerializeMap = serde::ser::Impossible<Columns, NotAStruct>;
+    type SerializeStruct = Fields;
+    type SerializeStructVariant = serde::ser::Impossible<Columns, NotAStruct>;
+
+    fn serialize_struct(
+        self,
+        _: &'static str,
+        fields: usize,
+    ) -> Result<Self::SerializeStruct, NotAStruct> {
+        // Room for the key, audit and default columns the projector adds.
+        Ok(Fields(Columns::with_capacity(fields + 8)))
+    }
+
+    not_a_struct!(
+        serialize_bool(bool),
+        serialize_i8(i8),
+        serialize_i16(i16),
+        serialize_i32(i32),
+        serialize_i64(i64),
+        serialize_u8(u8),
+        serialize_u16(u16),
+        serialize_u32(u32),
+        serialize_u64(u64),
+        serialize_f32(f32),
+        serialize_f64(f64),
+        serialize_char(char),
+        serialize_str(&str),
+        serialize_bytes(&[u8]),
+        serialize_none(),
+        serialize_unit(),
+        serialize_unit_struct(&'static str),
+        serialize_unit_variant(&'static str, u32, &'static str),
+    );
+
+    fn serialize_some<T: Serialize + ?Sized>(self, _: &T) -> Result<Columns, NotAStruct> {
+        Err(NotAStruct)
+    }
+
+    fn serialize_newtype_struct<T: Serialize + ?Sized>(
+        self,
+        _: &'static str,
+        value: &T,
+    ) -> Result<Columns, NotAStruct> {
+        value.serialize(self)
+    }
+
+    fn serialize_newtype_variant<T: Serialize + ?Sized>(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: &T,
+    ) -> Result<Columns, NotAStruct> {
+        Err(NotAStruct)
+    }
+
+    fn serialize_seq(self, _: Option<usize>) -> Result<Self::SerializeSeq, NotAStruct> {
+        Err(NotAStruct)
+    }
+
+    fn serialize_tuple(self, _: usize) -> Result<Self::SerializeTuple, NotAStruct> {
+        Err(NotAStruct)
+    }
+
+    fn serialize_tuple_struct(
+        self,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeTupleStruct, NotAStruct> {
+        Err(NotAStruct)
+    }
+
+    fn serialize_tuple_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeTupleVariant, NotAStruct> {
+        Err(NotAStruct)
+    }
+
+    fn serialize_map(self, _: Option<usize>) -> Result<Self::SerializeMap, NotAStruct> {
+        Err(NotAStruct)
+    }
+
+    fn serialize_struct_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeStructVariant, NotAStruct> {
+        Err(NotAStruct)
+    }
+}
+
 /// One change to one row.
 #[derive(Debug, Clone, PartialEq)]
 pub enum RowChange {
@@ -43,13 +334,13 @@ pub enum RowChange {
     Upsert {
         table: &'static str,
         key: Key,
-        values: Map<String, Value>,
+        values: Columns,
     },
     /// Set these columns on the row if it exists.
     Update {
         table: &'static str,
         key: Key,
-        values: Map<String, Value>,
+        values: Columns,
     },
     /// Remove the row.
     Delete { table: &'static str, key: Key },
@@ -72,29 +363,22 @@ impl RowChange {
         }
     }
 
-    /// Builds an upsert from a JSON object of columns.
-    pub fn upsert(table: &'static str, key: impl Into<Key>, values: Value) -> Self {
+    /// Builds an upsert of these columns.
+    pub fn upsert(table: &'static str, key: impl Into<Key>, values: Columns) -> Self {
         Self::Upsert {
             table,
             key: key.into(),
-            values: into_map(values),
+            values,
         }
     }
 
-    /// Builds an update from a JSON object of columns.
-    pub fn update(table: &'static str, key: impl Into<Key>, values: Value) -> Self {
+    /// Builds an update of these columns.
+    pub fn update(table: &'static str, key: impl Into<Key>, values: Columns) -> Self {
         Self::Update {
             table,
             key: key.into(),
-            values: into_map(values),
+            values,
         }
-    }
-}
-
-fn into_map(values: Value) -> Map<String, Value> {
-    match values {
-        Value::Object(map) => map,
-        _ => Map::new(),
     }
 }
 
@@ -236,16 +520,16 @@ pub fn stamp(change: RowChange, stamp: &Stamp) -> RowChange {
 
 /// [`stamp`] with the stamp's values already made: what a projector calls for each change.
 pub fn stamp_with(change: RowChange, stamp: &StampValues) -> RowChange {
-    let add = |table: &'static str, key: &Key, values: &mut Map<String, Value>, insert: bool| {
+    let add = |table: &'static str, key: &Key, values: &mut Columns, insert: bool| {
         if let Some(def) = self::table(table) {
-            values.insert(def.key.to_string(), key.to_value());
-            values.insert("last_event_position".into(), stamp.position.clone());
+            values.insert(def.key, key.to_value());
+            values.insert("last_event_position", stamp.position.clone());
             if def.audited {
                 if insert {
-                    values.insert("created_datetime".into(), stamp.at.clone());
+                    values.insert("created_datetime", stamp.at.clone());
                 }
-                values.insert("last_updated_datetime".into(), stamp.at.clone());
-                values.insert("last_updated_user".into(), stamp.user.clone());
+                values.insert("last_updated_datetime", stamp.at.clone());
+                values.insert("last_updated_user", stamp.user.clone());
             }
         }
     };
@@ -285,5 +569,76 @@ mod tests {
         }
         assert_eq!(table_index("contacts"), None);
         assert_eq!(table_index(""), None);
+    }
+
+    #[test]
+    fn columns_keep_name_order_and_a_replaced_value_keeps_its_place() {
+        let mut columns = Columns::new();
+        columns.insert("notes", Value::from("a"));
+        columns.insert("active", Value::from(true));
+        columns.insert("nsi_id", Value::from(7));
+        columns.insert("notes", Value::from("b"));
+        assert_eq!(
+            columns.names().collect::<Vec<_>>(),
+            ["active", "notes", "nsi_id"]
+        );
+        assert_eq!(columns.get("notes"), Some(&Value::from("b")));
+        assert!(!columns.contains_key("note"));
+        assert_eq!(columns.len(), 3);
+    }
+
+    #[test]
+    fn the_columns_macro_makes_what_json_makes() {
+        let date = chrono::NaiveDate::from_ymd_opt(2024, 2, 29).unwrap();
+        let none: Option<i64> = None;
+        let made = crate::columns!({
+            "start_date": date,
+            "count": 3,
+            "code": "REL",
+            "end_date": none,
+            "nothing": Value::Null,
+        });
+        let expected = serde_json::json!({
+            "start_date": date,
+            "count": 3,
+            "code": "REL",
+            "end_date": none,
+            "nothing": null,
+        });
+        assert_eq!(serde_json::to_value(&made).unwrap(), expected);
+        assert_eq!(Value::Object(made.into_map()), expected);
+    }
+
+    #[test]
+    fn columns_of_a_struct_are_its_serialized_fields() {
+        #[derive(Serialize)]
+        struct Row {
+            contact_id: i64,
+            #[serde(rename = "contact_type_code")]
+            kind: &'static str,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            notes: Option<String>,
+            outcome: Option<String>,
+            nested: Vec<i64>,
+        }
+        let row = Row {
+            contact_id: 1,
+            kind: "EASN",
+            notes: None,
+            outcome: None,
+            nested: vec![1, 2],
+        };
+        let columns = Columns::of(&row).unwrap();
+        assert_eq!(
+            serde_json::to_value(&columns).unwrap(),
+            serde_json::to_value(&row).unwrap()
+        );
+        assert_eq!(
+            columns.names().collect::<Vec<_>>(),
+            ["contact_id", "contact_type_code", "nested", "outcome"]
+        );
+        assert_eq!(Columns::of(&7), None);
+        assert_eq!(Columns::of(&vec![1]), None);
+        assert_eq!(Columns::of(&Some(row)), None);
     }
 }

@@ -8,8 +8,8 @@ use chrono::{TimeZone, Utc};
 use projections::memory::MemoryTables;
 use projections::postgres::PgSink;
 use projections::rows::{stamp, Stamp};
-use projections::{Key, RowChange};
-use serde_json::{json, Map, Value};
+use projections::{Columns, Key, RowChange};
+use serde_json::{json, Value};
 use sqlx::{Acquire, PgPool};
 
 /// A small deterministic generator (64-bit LCG).
@@ -28,11 +28,11 @@ impl Rng {
 fn change(rng: &mut Rng, step: i64) -> RowChange {
     let code = format!("T{}", rng.next(4));
     let key = Key::Code(code.clone());
-    let mut values = Map::new();
+    let mut values = Columns::new();
     let kind = rng.next(10);
     if kind < 4 {
-        values.insert("description".into(), json!(format!("d{step}")));
-        values.insert("probation_area_code".into(), json!("N07"));
+        values.insert("description", json!(format!("d{step}")));
+        values.insert("probation_area_code", json!("N07"));
     }
     for column in ["email", "telephone", "pdu_code"] {
         if rng.next(2) == 0 {
@@ -41,7 +41,7 @@ fn change(rng: &mut Rng, step: i64) -> RowChange {
             } else {
                 json!(format!("{column}{step}"))
             };
-            values.insert(column.into(), value);
+            values.insert(column, value);
         }
     }
     let change = match kind {
