@@ -39,11 +39,10 @@ pub async fn row(
             })
         }
         Backend::Memory { tables, .. } => {
-            if let Some(found) = tables
-                .read()
-                .ok()
-                .and_then(|t| t.row(table, &Key::Code(code.to_string())).cloned())
-            {
+            if let Some(found) = tables.read().ok().and_then(|t| {
+                t.row(table, &Key::Code(code.to_string()))
+                    .map(|row| row.clone().into_map())
+            }) {
                 return Ok(Some(found));
             }
             Ok(parse_reference_rows(REFERENCE_SQL)
@@ -116,7 +115,7 @@ pub async fn rows_where(
                 t.rows(table)
                     .into_iter()
                     .filter(|row| row.get(column).is_some_and(|v| text(v) == value))
-                    .cloned()
+                    .map(|row| row.clone().into_map())
                     .collect()
             })
             .unwrap_or_default()),
@@ -386,7 +385,12 @@ pub async fn all_rows(
         }
         Backend::Memory { tables, .. } => Ok(tables
             .read()
-            .map(|t| t.rows(table).into_iter().cloned().collect())
+            .map(|t| {
+                t.rows(table)
+                    .into_iter()
+                    .map(|row| row.clone().into_map())
+                    .collect()
+            })
             .unwrap_or_default()),
     }
 }

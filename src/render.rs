@@ -118,7 +118,14 @@ pub fn delius(tables: &MemoryTables) -> String {
     tables
         .table_names()
         .into_iter()
-        .map(|name| rows(name, &tables.rows(name)))
+        .map(|name| {
+            let maps: Vec<_> = tables
+                .rows(name)
+                .into_iter()
+                .map(|row| row.clone().into_map())
+                .collect();
+            rows(name, &maps.iter().collect::<Vec<_>>())
+        })
         .collect::<Vec<_>>()
         .join("\n")
 }

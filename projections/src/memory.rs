@@ -3,15 +3,13 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::{Map, Value};
-
 use crate::log::{DecodeError, RecordedEvent};
-use crate::rows::{self, Key, RowChange, Stamp, INSERT_ONLY_COLUMNS};
+use crate::rows::{self, Columns, Key, RowChange, Stamp, INSERT_ONLY_COLUMNS};
 
 /// Projected tables held in memory, keyed by table name then row key.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct MemoryTables {
-    tables: BTreeMap<&'static str, BTreeMap<Key, Map<String, Value>>>,
+    tables: BTreeMap<&'static str, BTreeMap<Key, Columns>>,
 }
 
 impl MemoryTables {
@@ -24,12 +22,12 @@ impl MemoryTables {
                     Some(row) => {
                         for (column, value) in values {
                             if !INSERT_ONLY_COLUMNS.contains(&column) {
-                                row.insert(column.to_string(), value);
+                                row.insert(column, value);
                             }
                         }
                     }
                     None => {
-                        rows.insert(key, values.into_map());
+                        rows.insert(key, values);
                     }
                 }
             }
@@ -39,7 +37,7 @@ impl MemoryTables {
                     .get_mut(table)
                     .and_then(|rows| rows.get_mut(&key))
                 {
-                    row.extend(values.into_map());
+                    row.extend(values);
                 }
             }
             RowChange::Delete { table, key } => {
@@ -67,7 +65,7 @@ impl MemoryTables {
     }
 
     /// The rows of a table in key order.
-    pub fn rows(&self, table: &str) -> Vec<&Map<String, Value>> {
+    pub fn rows(&self, table: &str) -> Vec<&Columns> {
         self.tables
             .get(table)
             .map(|rows| rows.values().collect())
@@ -75,7 +73,7 @@ impl MemoryTables {
     }
 
     /// One row by key.
-    pub fn row(&self, table: &str, key: &Key) -> Option<&Map<String, Value>> {
+    pub fn row(&self, table: &str, key: &Key) -> Option<&Columns> {
         self.tables.get(table).and_then(|rows| rows.get(key))
     }
 
