@@ -8,7 +8,7 @@
 //!
 //! ```sh
 //! cargo bench --bench e2e -- [--quick] [--figures sync,async,replay] [--plot PATH]
-//!                            [--people N] [--seconds S] [--seed N]
+//!                            [--people N] [--seconds S] [--seed N] [--async-rounds N]
 //!                            [--replay-events N] [--replay-batch N] [--keep-replay-db]
 //! ```
 //! `DATABASE_URL` (a database the bench can `CREATE DATABASE` from) and `AMQP_URL` as for the
@@ -51,6 +51,9 @@ pub struct Options {
     pub keep_replay_db: bool,
     /// Events to generate for the replay figure (40 000 quick, 1 000 000 full when 0).
     pub replay_events: u64,
+    /// Rounds of the async figure (each: service path, bare loop, naive path); each figure is
+    /// the median of its rounds (1 quick, 3 full when 0).
+    pub async_rounds: usize,
 }
 
 impl Options {
@@ -65,6 +68,7 @@ impl Options {
             replay_batch: 0,
             keep_replay_db: false,
             replay_events: 0,
+            async_rounds: 0,
         };
         let mut args = args.peekable();
         while let Some(arg) = args.next() {
@@ -86,6 +90,7 @@ impl Options {
                 "--replay-batch" => options.replay_batch = value("--replay-batch")?.parse()?,
                 "--keep-replay-db" => options.keep_replay_db = true,
                 "--replay-events" => options.replay_events = value("--replay-events")?.parse()?,
+                "--async-rounds" => options.async_rounds = value("--async-rounds")?.parse()?,
                 // cargo bench passes --bench to harness = false targets.
                 "--bench" => {}
                 other => bail!("unknown argument {other}"),
@@ -101,6 +106,9 @@ impl Options {
         }
         if options.seconds == 0 {
             options.seconds = if options.quick { 4 } else { 15 };
+        }
+        if options.async_rounds == 0 {
+            options.async_rounds = if options.quick { 1 } else { 3 };
         }
         Ok(options)
     }
