@@ -239,7 +239,8 @@ async fn run_memory_projector(
         tokio::select! {
             _ = wake.notified() => {}
             _ = tokio::time::sleep(Duration::from_millis(50)) => {}
-            _ = shutdown.changed() => {}
+            // The engine dropped without `shutdown`: stop, rather than spin on `changed`.
+            changed = shutdown.changed() => if changed.is_err() { return; },
         }
     }
 }

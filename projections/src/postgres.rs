@@ -812,7 +812,7 @@ impl RunnerConfig {
     }
 }
 
-/// Runs a catch-up projector until `shutdown` turns true. While another process holds the
+/// Runs a catch-up projector until `shutdown` turns true or its sender is dropped. While another process holds the
 /// projector's advisory lock this one stands by, publishing the stored checkpoint so that
 /// in-process waiters still see progress.
 pub async fn run(
@@ -835,7 +835,9 @@ pub async fn run(
         }
         tokio::select! {
             _ = tokio::time::sleep(backoff) => {}
-            _ = shutdown.changed() => {}
+            // The sender gone without saying stop (its engine dropped): stop too, rather than
+            // loop on a `changed` that answers at once.
+            changed = shutdown.changed() => if changed.is_err() { return; },
         }
     }
 }
@@ -876,7 +878,8 @@ async fn run_once(
         tokio::select! {
             _ = wake.notified() => {}
             _ = tokio::time::sleep(config.idle_poll) => {}
-            _ = shutdown.changed() => {}
+            // The sender gone: back to `run`, which stops.
+            changed = shutdown.changed() => if changed.is_err() { return Ok(()); },
         }
     }
     Ok(())

@@ -29,7 +29,7 @@ pub struct Broker {
 }
 
 impl Broker {
-    /// Starts connecting to `url` until `shutdown` turns true.
+    /// Starts connecting to `url` until `shutdown` turns true or its sender is dropped.
     pub fn start(url: String, mut shutdown: watch::Receiver<bool>) -> Self {
         let connection = Arc::new(RwLock::new(None::<Connection>));
         let slot = connection.clone();
@@ -55,7 +55,8 @@ impl Broker {
                 }
                 tokio::select! {
                     _ = tokio::time::sleep(if connected { Duration::from_secs(1) } else { backoff }) => {}
-                    _ = shutdown.changed() => {}
+                    // The sender dropped without saying stop: stop, rather than spin.
+                    changed = shutdown.changed() => if changed.is_err() { break; },
                 }
             }
             if let Some(c) = slot.write().await.take() {

@@ -799,3 +799,26 @@ async fn outcomes_are_recorded_in_postgres(pool: PgPool) {
     engine.shutdown().await;
     rig.cleanup().await;
 }
+
+/// A broker connection whose shutdown sender is dropped (its owner gone without saying stop)
+/// closes instead of looping on a `changed` that answers at once.
+#[tokio::test]
+async fn a_broker_whose_shutdown_sender_is_dropped_closes() {
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let broker = delius_bridge::amqp::Broker::start(crate::broker::amqp_url(), shutdown_rx);
+    timeout(crate::broker::PATIENCE, async {
+        while !broker.is_connected().await {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("connected");
+    drop(shutdown);
+    timeout(Duration::from_secs(5), async {
+        while broker.is_connected().await {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("closed once nobody can stop it");
+}

@@ -266,3 +266,23 @@ async fn emptied_tables_are_rebuilt_from_the_log(pool: PgPool) {
     assert_eq!(before, after);
     second.shutdown().await;
 }
+
+/// The embedded projector of an engine dropped without `shutdown` stops (it held the tables;
+/// a task spinning on a closed shutdown channel would hold them forever).
+#[tokio::test]
+async fn the_embedded_projector_stops_when_its_engine_is_dropped() {
+    let engine = delius_bridge::engine::Engine::memory();
+    let delius_bridge::engine::Backend::Memory { tables, .. } = &engine.backend else {
+        panic!("the embedded engine has the memory backend");
+    };
+    let tables = tables.clone();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    drop(engine);
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while std::sync::Arc::strong_count(&tables) > 1 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the projector task let go of the tables");
+}
