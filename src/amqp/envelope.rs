@@ -158,7 +158,7 @@ mod tests {
     use super::*;
 
     fn fixtures() -> Vec<(String, Vec<u8>)> {
-        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/fixtures/upstream");
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/upstream");
         let mut files = Vec::new();
         for integration in std::fs::read_dir(root).unwrap() {
             let dir = integration.unwrap().path().join("messages");

@@ -622,7 +622,7 @@ mod tests {
 
     fn simulation(name: &str) -> String {
         std::fs::read_to_string(format!(
-            "{}/../shared/fixtures/upstream/refer-and-monitor-and-delius/simulations/__files/{name}.json",
+            "{}/fixtures/upstream/refer-and-monitor-and-delius/simulations/__files/{name}.json",
             env!("CARGO_MANIFEST_DIR")
         ))
         .unwrap()

@@ -1,5 +1,5 @@
 //! Prison custody status end to end (REFERENCE.md §4): the example messages of
-//! `../shared/fixtures/upstream/prison-custody-status-to-delius/messages` (and, for the
+//! `fixtures/upstream/prison-custody-status-to-delius/messages` (and, for the
 //! PcstdIntegrationTest scenarios the fixtures lack, the nearest example with its movement
 //! changed) published to the real RabbitMQ against the demo seed, the Prison API a wiremock
 //! stub fed from the simulations; the person's Delius rows snapshotted after each message,
@@ -21,7 +21,7 @@ use crate::harness::{number_new_ids, Ended, Harness};
 
 const FIXTURES: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../shared/fixtures/upstream/prison-custody-status-to-delius"
+    "/fixtures/upstream/prison-custody-status-to-delius"
 );
 
 fn fixture(relative: &str) -> String {

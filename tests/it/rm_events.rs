@@ -1,5 +1,5 @@
 //! Refer and Monitor domain events end to end: the example messages of
-//! `../shared/fixtures/upstream/refer-and-monitor-and-delius/messages` published to the real
+//! `fixtures/upstream/refer-and-monitor-and-delius/messages` published to the real
 //! RabbitMQ, the interventions service a wiremock stub fed from the simulations, the resulting
 //! Delius rows snapshotted — and where each message ended up (acked or dead-lettered, with its
 //! reason). Every test ends with a full replay compared to the live tables.
@@ -21,7 +21,7 @@ use crate::settle;
 
 const FIXTURES: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../shared/fixtures/upstream/refer-and-monitor-and-delius"
+    "/fixtures/upstream/refer-and-monitor-and-delius"
 );
 const CRN: &str = "T140223";
 const REFERRAL: &str = "68df9f6c-3fcb-4ec6-8fcf-96551cd9b080";

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use wiremock::matchers::{basic_auth, bearer_token, body_json, method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/fixtures/upstream/");
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/upstream/");
 const REFERRAL_ID: &str = "f56c5f7c-632f-4cad-a1b3-693541cb5f22";
 const CLIENT_ID: &str = "delius-bridge-test";
 const CLIENT_SECRET: &str = "client-secret";
@@ -642,4 +642,43 @@ async fn a_post_sends_json_and_decodes_the_answer() {
     assert_eq!(movements[0].offender_no, "A5295DZ");
     assert_eq!(movements[0].movement_type, "ADM");
     assert_eq!(movements[0].to_agency, "SWI");
+}
+
+/// Every file of `fixtures/upstream/<integration>/` is byte for byte the shared original in
+/// `../shared/fixtures/upstream/`, and none is missing, where the shared folder is present
+/// (the project's machines). A fresh clone elsewhere has only the copy, which the tests read.
+#[test]
+fn the_fixture_copies_are_the_shared_originals() {
+    fn files(root: &std::path::Path, dir: &std::path::Path, out: &mut Vec<String>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                files(root, &path, out);
+            } else {
+                out.push(path.strip_prefix(root).unwrap().display().to_string());
+            }
+        }
+    }
+    let shared = std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/fixtures/upstream"
+    ));
+    if !shared.is_dir() {
+        eprintln!("no {}: nothing to compare the copy with", shared.display());
+        return;
+    }
+    let copy = std::path::Path::new(FIXTURES);
+    let (mut originals, mut copies) = (Vec::new(), Vec::new());
+    files(shared, shared, &mut originals);
+    files(copy, copy, &mut copies);
+    copies.retain(|file| file != "README.md");
+    originals.sort();
+    copies.sort();
+    assert_eq!(copies, originals);
+    for file in &originals {
+        assert!(
+            std::fs::read(shared.join(file)).unwrap() == std::fs::read(copy.join(file)).unwrap(),
+            "{file} differs from the shared original"
+        );
+    }
 }
