@@ -641,8 +641,9 @@ impl Encoded {
     /// Adds a data-modifying statement to run after the others, **in the last statement's
     /// round trip** where that is a query: as one more sub-statement of its `WITH` list (a
     /// single statement is wrapped in one), which is sound when the trailer touches no row
-    /// the sink writes (sibling sub-statements see one snapshot, not each other's writes). `trailer` gets the number of the first parameter it may use
-    /// (`$n`) and answers its SQL and its parameters, bound as text (cast them).
+    /// the sink writes (sibling sub-statements see one snapshot, not each other's writes).
+    /// `trailer` gets the number of the first parameter it may use (`$n`) and answers its SQL
+    /// and its parameters, bound as text (cast them).
     pub fn with_trailer(mut self, trailer: impl FnOnce(usize) -> (String, Vec<String>)) -> Self {
         match self.statements.last_mut() {
             Some(Statement::Query(sql, params)) => {
@@ -706,7 +707,7 @@ fn group(sets: &mut ColumnGroups, values: Columns) {
 /// Rows as a JSON array in text: bound as `text` and read with `json_populate_recordset`,
 /// PostgreSQL only scans it, where a `jsonb` parameter is first parsed into jsonb's binary form.
 fn json_text(rows: &[Columns]) -> String {
-    // Serializing a `Value` cannot fail: its keys are strings.
+    // Serializing `Columns` cannot fail: string names, `Value`s.
     serde_json::to_string(rows).unwrap_or_else(|_| "[]".to_string())
 }
 
@@ -812,9 +813,9 @@ impl RunnerConfig {
     }
 }
 
-/// Runs a catch-up projector until `shutdown` turns true or its sender is dropped. While another process holds the
-/// projector's advisory lock this one stands by, publishing the stored checkpoint so that
-/// in-process waiters still see progress.
+/// Runs a catch-up projector until `shutdown` turns true or its sender is dropped. While
+/// another process holds the projector's advisory lock this one stands by, publishing the
+/// stored checkpoint so that in-process waiters still see progress.
 pub async fn run(
     pool: PgPool,
     config: RunnerConfig,
