@@ -17,6 +17,7 @@
 //! events, so a replay reproduces the live tables row for row.
 
 pub mod checksum;
+pub mod copy_binary;
 pub mod delius;
 pub mod log;
 pub mod memory;

@@ -13,6 +13,7 @@ use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, PgPool, Postgres, Row};
 use tokio::sync::{watch, Notify};
 
+use crate::copy_binary::{self, ColumnType};
 use crate::log::{DecodeError, Json, LoggedEvent, RecordedEvent};
 use crate::rows::{self, Columns, Key, RowChange, Stamp, INSERT_ONLY_COLUMNS};
 use crate::Checkpoint;
@@ -400,14 +401,24 @@ impl PgSink {
             for column in &columns {
                 quoted.push(format!("\"{}\"", identifier(column)?));
             }
-            let mut data = Vec::new();
-            for row in &rows {
-                copy_text_row(row.values(), &mut data);
-            }
-            statements.push(Statement::Copy(
-                format!("COPY {target} ({}) FROM STDIN", quoted.join(", ")),
-                data,
-            ));
+            let quoted = quoted.join(", ");
+            let binary = shadow
+                .as_deref()
+                .and_then(|shadow| shadow.types(def.name, &columns))
+                .and_then(|types| copy_binary::encode(&rows, &types));
+            statements.push(match binary {
+                Some(data) => Statement::Copy(
+                    format!("COPY {target} ({quoted}) FROM STDIN WITH (FORMAT binary)"),
+                    data,
+                ),
+                None => {
+                    let mut data = Vec::new();
+                    for row in &rows {
+                        copy_text_row(row.values(), &mut data);
+                    }
+                    Statement::Copy(format!("COPY {target} ({quoted}) FROM STDIN"), data)
+                }
+            });
         }
         Ok(())
     }
@@ -424,6 +435,9 @@ pub struct ShadowRows {
     /// `(table, column)`s COPY's text format would not read as `json_populate_recordset` does
     /// (json, jsonb, arrays, composites): rows writing them take the upsert. A handful at most.
     not_copyable: Vec<(String, String)>,
+    /// The type of each column, by table and column, where [`copy_binary`] writes it: the
+    /// rows of a table whose columns all have one are copied in the binary format.
+    types: HashMap<String, HashMap<String, ColumnType>>,
 }
 
 /// Bits per block of an [`IdSet`].
@@ -501,7 +515,25 @@ impl ShadowRows {
         .fetch_all(&mut *conn)
         .await?;
         shadow.not_copyable = columns.into_iter().collect();
+        let types: Vec<(String, String, String)> = sqlx::query_as(
+            "SELECT table_name::text, column_name::text, udt_name::text \
+             FROM information_schema.columns WHERE table_schema = $1",
+        )
+        .bind(schema)
+        .fetch_all(&mut *conn)
+        .await?;
+        for (table, column, udt) in types {
+            if let Some(kind) = ColumnType::of(&udt) {
+                shadow.types.entry(table).or_default().insert(column, kind);
+            }
+        }
         Ok(shadow)
+    }
+
+    /// The binary types of `columns` of `table`, if it knows them all.
+    fn types(&self, table: &str, columns: &[&'static str]) -> Option<Vec<ColumnType>> {
+        let known = self.types.get(table)?;
+        columns.iter().map(|c| known.get(*c).copied()).collect()
     }
 
     /// How many case rows it knows.
@@ -1032,6 +1064,56 @@ mod tests {
                 }
             })
             .collect()
+    }
+
+    #[test]
+    fn a_shadow_whose_column_types_are_known_copies_in_binary_unless_a_value_refuses() {
+        let mut shadow = ShadowRows::default();
+        let contact = shadow.types.entry("contact".into()).or_default();
+        contact.insert("contact_id".into(), ColumnType::Int8);
+        contact.insert("notes".into(), ColumnType::Text);
+        let mut sink = PgSink::new("shadow").unwrap();
+        sink.stage(upsert("contact", 1, "one"));
+        let encoded = sink.encode_for_shadow(&mut shadow).unwrap();
+        let [Statement::Copy(sql, data)] = encoded.statements.as_slice() else {
+            panic!("one COPY: {:?}", kinds(&encoded));
+        };
+        assert_eq!(
+            sql,
+            "COPY \"shadow\".\"contact\" (\"contact_id\", \"notes\") FROM STDIN WITH (FORMAT binary)"
+        );
+        assert_eq!(
+            Some(data.clone()),
+            copy_binary::encode(
+                &[columns!({ "contact_id": 1, "notes": "one" })],
+                &[ColumnType::Int8, ColumnType::Text]
+            )
+        );
+        // An array is never copied (it takes the upsert); an object in a text column cannot
+        // be written in binary, so its set goes as text.
+        sink.stage(upsert("contact", 2, "two"));
+        for (id, notes) in [(3, json!(["not", "text"])), (4, json!({ "an": "object" }))] {
+            let mut values = columns!({ "contact_id": id });
+            values.insert("notes", notes);
+            sink.stage(RowChange::upsert("contact", id, values));
+        }
+        assert_eq!(
+            kinds(&sink.encode_for_shadow(&mut shadow).unwrap()),
+            [
+                "INSERT",
+                "COPY \"shadow\".\"contact\" (\"contact_id\", \"notes\") FROM STDIN [2\ttwo\n4\t{\"an\":\"object\"}]"
+            ]
+        );
+        // A column whose type it does not know: text.
+        sink.stage(RowChange::upsert(
+            "contact",
+            5,
+            columns!({ "contact_id": 5, "outcome_code": "X" }),
+        ));
+        assert_eq!(
+            kinds(&sink.encode_for_shadow(&mut shadow).unwrap()),
+            ["COPY \"shadow\".\"contact\" (\"contact_id\", \"outcome_code\") FROM STDIN [5\tX]"]
+        );
     }
 
     #[test]

@@ -1,0 +1,370 @@
+//! `COPY … FROM STDIN WITH (FORMAT binary)` for a replay's first writes: each value in the
+//! column type's binary form, so PostgreSQL copies bytes where the text format made it parse
+//! every date, timestamp and number (BENCHMARKS.md: binary `COPY` of the replay's rows took
+//! 30 % less of the server's time than text).
+//!
+//! A value must land exactly as `json_populate_recordset` (the upsert path, and the live
+//! projector) would store it. Each encoder takes only the forms it can convert exactly —
+//! a JSON number for an integer, `YYYY-MM-DD` for a date, RFC 3339 with an offset for a
+//! timestamp… — and answers `None` for anything else; the caller then writes the whole set
+//! of rows in the text format, so an unexpected value costs speed, never correctness. Where
+//! PostgreSQL rounds (a timestamp's fraction past microseconds), the encoder rounds the same
+//! way (`rint(strtod(fraction) * 1e6)`, `ParseFractionalSecond`). A test writes tricky values
+//! both ways and compares the rows (`projections/tests/copy_binary.rs`).
+
+use std::borrow::Cow;
+
+use chrono::{DateTime, NaiveDate, Timelike};
+use serde_json::Value;
+
+use crate::rows::Columns;
+
+/// The column types the binary encoder writes (by `udt_name`); any other column sends its
+/// table's rows through the text format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColumnType {
+    Text,
+    Int8,
+    Int4,
+    Int2,
+    Bool,
+    Date,
+    Timestamptz,
+    Time,
+    Numeric,
+}
+
+impl ColumnType {
+    /// The type of a column whose `information_schema.columns.udt_name` is `udt_name`.
+    pub fn of(udt_name: &str) -> Option<Self> {
+        Some(match udt_name {
+            "text" | "varchar" => Self::Text,
+            "int8" => Self::Int8,
+            "int4" => Self::Int4,
+            "int2" => Self::Int2,
+            "bool" => Self::Bool,
+            "date" => Self::Date,
+            "timestamptz" => Self::Timestamptz,
+            "time" => Self::Time,
+            "numeric" => Self::Numeric,
+            _ => return None,
+        })
+    }
+}
+
+/// The file header: signature, flags, header extension length.
+const HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
+
+/// Seconds from the Unix epoch to PostgreSQL's (2000-01-01 00:00:00 UTC).
+const PG_EPOCH_SECONDS: i64 = 946_684_800;
+
+/// `rows` (each with one value per type of `types`, in order) as binary `COPY` data, or
+/// `None` when a value has a form this encoder does not convert exactly.
+pub fn encode(rows: &[Columns], types: &[ColumnType]) -> Option<Vec<u8>> {
+    let fields = i16::try_from(types.len()).ok()?;
+    let mut out = Vec::with_capacity(64 + rows.len() * 24 * types.len());
+    out.extend_from_slice(HEADER);
+    for row in rows {
+        if row.len() != types.len() {
+            return None;
+        }
+        out.extend_from_slice(&fields.to_be_bytes());
+        for (value, kind) in row.values().zip(types) {
+            field(value, *kind, &mut out)?;
+        }
+    }
+    out.extend_from_slice(&(-1i16).to_be_bytes());
+    Some(out)
+}
+
+fn sized(out: &mut Vec<u8>, bytes: &[u8]) -> Option<()> {
+    out.extend_from_slice(&i32::try_from(bytes.len()).ok()?.to_be_bytes());
+    out.extend_from_slice(bytes);
+    Some(())
+}
+
+fn field(value: &Value, kind: ColumnType, out: &mut Vec<u8>) -> Option<()> {
+    if value.is_null() {
+        out.extend_from_slice(&(-1i32).to_be_bytes());
+        return Some(());
+    }
+    match kind {
+        ColumnType::Text => {
+            let text: Cow<str> = match value {
+                Value::String(text) => Cow::Borrowed(text),
+                Value::Number(number) => Cow::Owned(number.to_string()),
+                Value::Bool(true) => Cow::Borrowed("true"),
+                Value::Bool(false) => Cow::Borrowed("false"),
+                _ => return None,
+            };
+            // PostgreSQL's text holds no NUL; let the text format report it.
+            if text.as_bytes().contains(&0) {
+                return None;
+            }
+            sized(out, text.as_bytes())
+        }
+        ColumnType::Int8 => sized(out, &value.as_i64()?.to_be_bytes()),
+        ColumnType::Int4 => sized(out, &i32::try_from(value.as_i64()?).ok()?.to_be_bytes()),
+        ColumnType::Int2 => sized(out, &i16::try_from(value.as_i64()?).ok()?.to_be_bytes()),
+        ColumnType::Bool => sized(out, &[u8::from(value.as_bool()?)]),
+        ColumnType::Date => sized(out, &date(value.as_str()?)?.to_be_bytes()),
+        ColumnType::Timestamptz => sized(out, &timestamptz(value.as_str()?)?.to_be_bytes()),
+        ColumnType::Time => sized(out, &time(value.as_str()?)?.to_be_bytes()),
+        ColumnType::Numeric => {
+            let text: Cow<str> = match value {
+                Value::String(text) => Cow::Borrowed(text),
+                Value::Number(number) => Cow::Owned(number.to_string()),
+                _ => return None,
+            };
+            sized(out, &numeric(&text)?)
+        }
+    }
+}
+
+fn two_digits(bytes: &[u8]) -> Option<u32> {
+    match bytes {
+        [a @ b'0'..=b'9', b @ b'0'..=b'9'] => Some(u32::from(a - b'0') * 10 + u32::from(b - b'0')),
+        _ => None,
+    }
+}
+
+/// `YYYY-MM-DD` (year 1 or later) as days since 2000-01-01.
+pub fn date(text: &str) -> Option<i32> {
+    let bytes = text.as_bytes();
+    if bytes.len() != 10 || bytes[4] != b'-' || bytes[7] != b'-' {
+        return None;
+    }
+    let year = two_digits(&bytes[0..2])? * 100 + two_digits(&bytes[2..4])?;
+    let day = NaiveDate::from_ymd_opt(
+        i32::try_from(year).ok().filter(|y| *y >= 1)?,
+        two_digits(&bytes[5..7])?,
+        two_digits(&bytes[8..10])?,
+    )?;
+    let epoch = NaiveDate::from_ymd_opt(2000, 1, 1)?;
+    i32::try_from((day - epoch).num_days()).ok()
+}
+
+/// The microseconds PostgreSQL makes of a fraction of a second given by its digits:
+/// `rint(strtod(".digits") * 1000000)` (`ParseFractionalSecond`), ties to even.
+fn fraction_micros(digits: &str) -> Option<i64> {
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let fraction: f64 = format!("0.{digits}").parse().ok()?;
+    Some((fraction * 1_000_000.0).round_ties_even() as i64)
+}
+
+/// An RFC 3339 timestamp with its offset (year 1 to 9999) as microseconds since
+/// 2000-01-01 00:00:00 UTC.
+pub fn timestamptz(text: &str) -> Option<i64> {
+    let parsed = DateTime::parse_from_rfc3339(text).ok()?;
+    // A leap second: PostgreSQL rolls it over; leave it to the text format.
+    if parsed.nanosecond() >= 1_000_000_000 || !(19..=40).contains(&text.len()) {
+        return None;
+    }
+    let year = text.get(0..4)?;
+    if year == "0000" {
+        return None;
+    }
+    let micros = match text.as_bytes().get(19) {
+        Some(b'.') => {
+            let digits = &text[20..];
+            let end = digits
+                .find(|c: char| !c.is_ascii_digit())
+                .unwrap_or(digits.len());
+            fraction_micros(&digits[..end])?
+        }
+        _ => 0,
+    };
+    let seconds = parsed.timestamp().checked_sub(PG_EPOCH_SECONDS)?;
+    seconds.checked_mul(1_000_000)?.checked_add(micros)
+}
+
+/// `HH:MM`, `HH:MM:SS` or `HH:MM:SS.fraction` (hours 0–23) as microseconds since midnight.
+pub fn time(text: &str) -> Option<i64> {
+    let bytes = text.as_bytes();
+    if bytes.len() < 5 || bytes[2] != b':' {
+        return None;
+    }
+    let hours = two_digits(&bytes[0..2]).filter(|h| *h < 24)?;
+    let minutes = two_digits(&bytes[3..5]).filter(|m| *m < 60)?;
+    let (seconds, micros) = match bytes.len() {
+        5 => (0, 0),
+        8 if bytes[5] == b':' => (two_digits(&bytes[6..8]).filter(|s| *s < 60)?, 0),
+        _ if bytes.len() > 9 && bytes[5] == b':' && bytes[8] == b'.' => (
+            two_digits(&bytes[6..8]).filter(|s| *s < 60)?,
+            fraction_micros(&text[9..])?,
+        ),
+        _ => return None,
+    };
+    let whole = i64::from((hours * 60 + minutes) * 60 + seconds) * 1_000_000;
+    // A fraction rounding up to the next day is PostgreSQL's to judge.
+    Some(whole + micros).filter(|m| *m < 86_400_000_000)
+}
+
+/// A plain decimal (`-12.50`, `3`, no exponent) in `numeric`'s binary form: digit count,
+/// weight, sign and display scale, then base-10000 digits. PostgreSQL strips the zero
+/// digits and applies the column's scale on receipt, as it does on text input.
+pub fn numeric(text: &str) -> Option<Vec<u8>> {
+    let (negative, unsigned) = match text.as_bytes().first()? {
+        b'-' => (true, &text[1..]),
+        b'+' => (false, &text[1..]),
+        _ => (false, text),
+    };
+    let (whole, fraction) = unsigned.split_once('.').unwrap_or((unsigned, ""));
+    let all_digits = |part: &str| part.bytes().all(|b| b.is_ascii_digit());
+    if (whole.is_empty() && fraction.is_empty()) || !all_digits(whole) || !all_digits(fraction) {
+        return None;
+    }
+    let scale = u16::try_from(fraction.len()).ok().filter(|s| *s <= 1000)?;
+    let whole = whole.trim_start_matches('0');
+    // Whole part padded on the left and fraction on the right to groups of four digits.
+    let lead = (4 - whole.len() % 4) % 4;
+    let mut decimal = Vec::with_capacity(lead + whole.len() + fraction.len() + 3);
+    decimal.extend(std::iter::repeat_n(0u8, lead));
+    decimal.extend(whole.bytes().map(|b| b - b'0'));
+    decimal.extend(fraction.bytes().map(|b| b - b'0'));
+    decimal.extend(std::iter::repeat_n(0u8, (4 - fraction.len() % 4) % 4));
+    let mut digits: Vec<i16> = decimal
+        .chunks(4)
+        .map(|c| c.iter().fold(0i16, |n, d| n * 10 + i16::from(*d)))
+        .collect();
+    let mut weight = i16::try_from((lead + whole.len()) / 4).ok()? - 1;
+    let leading = digits.iter().take_while(|d| **d == 0).count();
+    digits.drain(..leading);
+    weight -= i16::try_from(leading).ok()?;
+    while digits.last() == Some(&0) {
+        digits.pop();
+    }
+    let (weight, sign) = if digits.is_empty() {
+        (0, 0x0000u16)
+    } else if negative {
+        (weight, 0x4000)
+    } else {
+        (weight, 0x0000)
+    };
+    let mut out = Vec::with_capacity(8 + 2 * digits.len());
+    out.extend_from_slice(&i16::try_from(digits.len()).ok()?.to_be_bytes());
+    out.extend_from_slice(&weight.to_be_bytes());
+    out.extend_from_slice(&sign.to_be_bytes());
+    out.extend_from_slice(&scale.to_be_bytes());
+    for digit in digits {
+        out.extend_from_slice(&digit.to_be_bytes());
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn dates_count_days_from_2000() {
+        assert_eq!(date("2000-01-01"), Some(0));
+        assert_eq!(date("2000-01-02"), Some(1));
+        assert_eq!(date("1999-12-31"), Some(-1));
+        assert_eq!(date("2024-02-29"), Some(8825));
+        for bad in [
+            "2023-02-29",
+            "0000-01-01",
+            "2024-1-01",
+            "2024-01-01T00:00",
+            "20240101x1",
+        ] {
+            assert_eq!(date(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn timestamps_round_their_fraction_as_postgresql_does() {
+        assert_eq!(timestamptz("2000-01-01T00:00:00Z"), Some(0));
+        assert_eq!(timestamptz("2000-01-01T01:00:00+01:00"), Some(0));
+        assert_eq!(timestamptz("2000-01-01T00:00:01.5Z"), Some(1_500_000));
+        assert_eq!(timestamptz("2000-01-01T00:00:00.0000005Z"), Some(0));
+        assert_eq!(timestamptz("2000-01-01T00:00:00.0000015Z"), Some(2));
+        assert_eq!(timestamptz("1999-12-31T23:59:59.999999Z"), Some(-1));
+        for bad in [
+            "2000-01-01T00:00:00",
+            "2000-01-01",
+            "not a time",
+            "0000-01-01T00:00:00Z",
+        ] {
+            assert_eq!(timestamptz(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn times_are_microseconds_since_midnight() {
+        assert_eq!(time("00:00"), Some(0));
+        assert_eq!(time("10:30"), Some(37_800_000_000));
+        assert_eq!(time("10:30:15"), Some(37_815_000_000));
+        assert_eq!(time("10:30:15.25"), Some(37_815_250_000));
+        for bad in [
+            "24:00:00",
+            "10:60",
+            "10:30:60",
+            "1030",
+            "10:30:15.",
+            "10:30:15x",
+        ] {
+            assert_eq!(time(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn numerics_are_base_ten_thousand_digits() {
+        let parts = |bytes: Vec<u8>| -> Vec<i16> {
+            bytes
+                .chunks(2)
+                .map(|c| i16::from_be_bytes([c[0], c[1]]))
+                .collect()
+        };
+        // ndigits, weight, sign, dscale, digits…
+        assert_eq!(parts(numeric("1.5").unwrap()), [2, 0, 0, 1, 1, 5000]);
+        assert_eq!(
+            parts(numeric("12345.678").unwrap()),
+            [3, 1, 0, 3, 1, 2345, 6780]
+        );
+        assert_eq!(
+            parts(numeric("-0.00012").unwrap()),
+            [2, -1, 0x4000, 5, 1, 2000]
+        );
+        assert_eq!(parts(numeric("10000").unwrap()), [1, 1, 0, 0, 1]);
+        assert_eq!(parts(numeric("-0.00").unwrap()), [0, 0, 0, 2]);
+        for bad in ["", "-", ".", "1e5", "1.2.3", "NaN", " 1"] {
+            assert_eq!(numeric(bad), None, "{bad}");
+        }
+    }
+
+    fn row(values: &[(&'static str, Value)]) -> Columns {
+        let mut row = Columns::new();
+        for (name, value) in values {
+            row.insert(name, value.clone());
+        }
+        row
+    }
+
+    #[test]
+    fn a_value_it_cannot_convert_exactly_refuses_the_rows() {
+        let types = [ColumnType::Int8, ColumnType::Date];
+        let good = row(&[("a", json!(1)), ("b", json!("2024-01-01"))]);
+        assert!(encode(std::slice::from_ref(&good), &types).is_some());
+        let odd = row(&[("a", json!(1.5)), ("b", json!("2024-01-01"))]);
+        assert_eq!(encode(&[good.clone(), odd], &types), None);
+        let odd = row(&[("a", json!(1)), ("b", json!("01/01/2024"))]);
+        assert_eq!(encode(&[odd], &types), None);
+        assert_eq!(encode(&[row(&[("a", json!(1))])], &types), None);
+    }
+
+    #[test]
+    fn the_data_is_a_header_tuples_and_a_trailer() {
+        let types = [ColumnType::Int4, ColumnType::Text, ColumnType::Text];
+        let one = row(&[("a", json!(7)), ("b", Value::Null), ("c", json!("é"))]);
+        let data = encode(&[one], &types).unwrap();
+        let mut expected = HEADER.to_vec();
+        expected.extend([0, 3, 0, 0, 0, 4, 0, 0, 0, 7, 0xff, 0xff, 0xff, 0xff]);
+        expected.extend([0, 0, 0, 2, 0xc3, 0xa9, 0xff, 0xff]);
+        assert_eq!(data, expected);
+    }
+}
