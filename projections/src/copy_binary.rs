@@ -14,7 +14,7 @@
 
 use std::borrow::Cow;
 
-use chrono::{DateTime, NaiveDate, Timelike};
+use chrono::NaiveDate;
 use serde_json::Value;
 
 use crate::rows::Columns;
@@ -64,13 +64,25 @@ pub fn encode(rows: &[Columns], types: &[ColumnType]) -> Option<Vec<u8>> {
     let fields = i16::try_from(types.len()).ok()?;
     let mut out = Vec::with_capacity(64 + rows.len() * 24 * types.len());
     out.extend_from_slice(HEADER);
+    let mut recent: Option<(&str, i64)> = None;
     for row in rows {
         if row.len() != types.len() {
             return None;
         }
         out.extend_from_slice(&fields.to_be_bytes());
         for (value, kind) in row.values().zip(types) {
-            field(value, *kind, &mut out)?;
+            match (kind, value) {
+                // A row's audit timestamps are mostly one value (its event's time).
+                (ColumnType::Timestamptz, Value::String(text)) => {
+                    let micros = match recent {
+                        Some((seen, micros)) if seen == text.as_str() => micros,
+                        _ => timestamptz(text)?,
+                    };
+                    recent = Some((text, micros));
+                    sized(&mut out, &micros.to_be_bytes())?;
+                }
+                _ => field(value, *kind, &mut out)?,
+            }
         }
     }
     out.extend_from_slice(&(-1i16).to_be_bytes());
@@ -144,39 +156,110 @@ pub fn date(text: &str) -> Option<i32> {
     i32::try_from((day - epoch).num_days()).ok()
 }
 
+/// Exact powers of ten (every one up to 10^15 is a double).
+const POWERS_OF_TEN: [f64; 16] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+];
+
 /// The microseconds PostgreSQL makes of a fraction of a second given by its digits:
-/// `rint(strtod(".digits") * 1000000)` (`ParseFractionalSecond`), ties to even.
-fn fraction_micros(digits: &str) -> Option<i64> {
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+/// `rint(strtod(".digits") * 1000000)` (`ParseFractionalSecond`), ties to even. Up to 15
+/// digits the fraction is `n / 10^k` with both exact, so one division rounds it as strtod
+/// does; longer ones are parsed as text.
+fn fraction_micros(digits: &[u8]) -> Option<i64> {
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    let fraction: f64 = format!("0.{digits}").parse().ok()?;
+    let fraction = match POWERS_OF_TEN.get(digits.len()) {
+        Some(power) => {
+            let n = digits
+                .iter()
+                .fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
+            n as f64 / power
+        }
+        None => format!("0.{}", std::str::from_utf8(digits).ok()?)
+            .parse()
+            .ok()?,
+    };
     Some((fraction * 1_000_000.0).round_ties_even() as i64)
 }
 
-/// An RFC 3339 timestamp with its offset (year 1 to 9999) as microseconds since
-/// 2000-01-01 00:00:00 UTC.
+/// Days from 1970-01-01 to a valid proleptic Gregorian date (H. Hinnant's `days_from_civil`).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year.div_euclid(400);
+    let year_of_era = year - era * 400;
+    let day_of_year = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    era * 146_097 + day_of_era - 719_468
+}
+
+fn days_in_month(year: u32, month: u32) -> u32 {
+    match month {
+        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// An RFC 3339 timestamp with its offset (year 1 to 9999, offset within PostgreSQL's
+/// ±15:59) as microseconds since 2000-01-01 00:00:00 UTC: `YYYY-MM-DDTHH:MM:SS`, a fraction
+/// of any length, then `Z` or `±HH:MM` — the form the projections write
+/// (`2026-12-05T00:38:04.626020017+00:00`). Any other form goes through the text format.
 pub fn timestamptz(text: &str) -> Option<i64> {
-    let parsed = DateTime::parse_from_rfc3339(text).ok()?;
-    // A leap second: PostgreSQL rolls it over; leave it to the text format.
-    if parsed.nanosecond() >= 1_000_000_000 || !(19..=40).contains(&text.len()) {
+    let b = text.as_bytes();
+    if b.len() < 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || !matches!(b[10], b'T' | b't' | b' ')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
         return None;
     }
-    let year = text.get(0..4)?;
-    if year == "0000" {
+    let year = two_digits(&b[0..2])? * 100 + two_digits(&b[2..4])?;
+    let month = two_digits(&b[5..7])?;
+    let day = two_digits(&b[8..10])?;
+    let (hour, minute, second) = (
+        two_digits(&b[11..13])?,
+        two_digits(&b[14..16])?,
+        two_digits(&b[17..19])?,
+    );
+    // A leap second (60) PostgreSQL rolls over: left to the text format, as odd forms are.
+    if year == 0
+        || !(1..=12).contains(&month)
+        || day == 0
+        || day > days_in_month(year, month)
+        || hour > 23
+        || minute > 59
+        || second > 59
+    {
         return None;
     }
-    let micros = match text.as_bytes().get(19) {
-        Some(b'.') => {
-            let digits = &text[20..];
-            let end = digits
-                .find(|c: char| !c.is_ascii_digit())
-                .unwrap_or(digits.len());
-            fraction_micros(&digits[..end])?
+    let (micros, zone) = match b[19] {
+        b'.' => {
+            let digits = b[20..].iter().take_while(|d| d.is_ascii_digit()).count();
+            (fraction_micros(&b[20..20 + digits])?, &b[20 + digits..])
         }
-        _ => 0,
+        _ => (0, &b[19..]),
     };
-    let seconds = parsed.timestamp().checked_sub(PG_EPOCH_SECONDS)?;
+    let offset = match zone {
+        [b'Z' | b'z'] => 0,
+        [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] => {
+            let hours = two_digits(&[*h1, *h2]).filter(|h| *h <= 15)?;
+            let minutes = two_digits(&[*m1, *m2]).filter(|m| *m <= 59)?;
+            let seconds = i64::from(hours * 3600 + minutes * 60);
+            if *sign == b'-' {
+                -seconds
+            } else {
+                seconds
+            }
+        }
+        _ => return None,
+    };
+    let days = days_from_civil(i64::from(year), i64::from(month), i64::from(day));
+    let seconds =
+        days * 86_400 + i64::from((hour * 60 + minute) * 60 + second) - offset - PG_EPOCH_SECONDS;
     seconds.checked_mul(1_000_000)?.checked_add(micros)
 }
 
@@ -193,7 +276,7 @@ pub fn time(text: &str) -> Option<i64> {
         8 if bytes[5] == b':' => (two_digits(&bytes[6..8]).filter(|s| *s < 60)?, 0),
         _ if bytes.len() > 9 && bytes[5] == b':' && bytes[8] == b'.' => (
             two_digits(&bytes[6..8]).filter(|s| *s < 60)?,
-            fraction_micros(&text[9..])?,
+            fraction_micros(&bytes[9..])?,
         ),
         _ => return None,
     };
@@ -291,6 +374,37 @@ mod tests {
             "0000-01-01T00:00:00Z",
         ] {
             assert_eq!(timestamptz(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn timestamps_read_by_hand_agree_with_chrono() {
+        let mut state = 1u64;
+        let mut next = |n: u64| {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 33) % n
+        };
+        for _ in 0..20_000 {
+            let text = format!(
+                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}{}{:02}:{:02}",
+                1 + next(9999),
+                1 + next(12),
+                1 + next(31),
+                next(24),
+                next(60),
+                next(60),
+                next(1_000_000),
+                if next(2) == 0 { '+' } else { '-' },
+                next(16),
+                next(60)
+            );
+            let expected = chrono::DateTime::parse_from_rfc3339(&text).ok().map(|t| {
+                (t.timestamp() - PG_EPOCH_SECONDS) * 1_000_000
+                    + i64::from(t.timestamp_subsec_micros())
+            });
+            assert_eq!(timestamptz(&text), expected, "{text}");
         }
     }
 
