@@ -727,16 +727,13 @@ impl Encoded {
 type ColumnGroups = Vec<(Vec<&'static str>, Vec<Columns>)>;
 
 fn group(sets: &mut ColumnGroups, values: Columns) {
-    match sets
-        .iter()
-        .position(|(columns, _)| {
-            columns.len() == values.len()
-                && columns
-                    .iter()
-                    .zip(values.names())
-                    .all(|(a, b)| rows::compare_names(a, b).is_eq())
-        })
-    {
+    match sets.iter().position(|(columns, _)| {
+        columns.len() == values.len()
+            && columns
+                .iter()
+                .zip(values.names())
+                .all(|(a, b)| rows::compare_names(a, b).is_eq())
+    }) {
         Some(index) => sets[index].1.push(values),
         None => sets.push((values.names().collect(), vec![values])),
     }
