@@ -76,7 +76,10 @@ impl Columns {
 
     /// Sets `name` to `value`, replacing any value it had.
     pub fn insert(&mut self, name: &'static str, value: Value) {
-        match self.0.binary_search_by(|(column, _)| compare_names(column, name)) {
+        match self
+            .0
+            .binary_search_by(|(column, _)| compare_names(column, name))
+        {
             Ok(at) => self.0[at].1 = value,
             Err(at) => self.0.insert(at, (name, value)),
         }
