@@ -14,7 +14,6 @@
 
 use std::borrow::Cow;
 
-use chrono::NaiveDate;
 use serde_json::Value;
 
 use crate::rows::Columns;
@@ -146,14 +145,12 @@ pub fn date(text: &str) -> Option<i32> {
     if bytes.len() != 10 || bytes[4] != b'-' || bytes[7] != b'-' {
         return None;
     }
-    let year = two_digits(&bytes[0..2])? * 100 + two_digits(&bytes[2..4])?;
-    let day = NaiveDate::from_ymd_opt(
-        i32::try_from(year).ok().filter(|y| *y >= 1)?,
+    let days = civil_days(
+        two_digits(&bytes[0..2])? * 100 + two_digits(&bytes[2..4])?,
         two_digits(&bytes[5..7])?,
         two_digits(&bytes[8..10])?,
     )?;
-    let epoch = NaiveDate::from_ymd_opt(2000, 1, 1)?;
-    i32::try_from((day - epoch).num_days()).ok()
+    i32::try_from(days - PG_EPOCH_SECONDS / 86_400).ok()
 }
 
 /// Exact powers of ten (every one up to 10^15 is a double).
@@ -183,25 +180,27 @@ fn fraction_micros(digits: &[u8]) -> Option<i64> {
     Some((fraction * 1_000_000.0).round_ties_even() as i64)
 }
 
-/// Days from 1970-01-01 to a valid proleptic Gregorian date (H. Hinnant's `days_from_civil`).
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let year = if month <= 2 { year - 1 } else { year };
+/// Days from 1970-01-01 to a date of the proleptic Gregorian calendar from year 1 (H.
+/// Hinnant's `days_from_civil`); `None` for a date that does not exist.
+fn civil_days(year: u32, month: u32, day: u32) -> Option<i64> {
+    let leap = year.is_multiple_of(4) && (!year.is_multiple_of(100) || year.is_multiple_of(400));
+    let days_in_month = match month {
+        2 if leap => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        1..=12 => 31,
+        _ => return None,
+    };
+    if year == 0 || day == 0 || day > days_in_month {
+        return None;
+    }
+    let (month, day) = (i64::from(month), i64::from(day));
+    let year = i64::from(year) - i64::from(month <= 2);
     let era = year.div_euclid(400);
     let year_of_era = year - era * 400;
     let day_of_year = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
     let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    era * 146_097 + day_of_era - 719_468
-}
-
-fn days_in_month(year: u32, month: u32) -> u32 {
-    match month {
-        2 if year.is_multiple_of(4) && (!year.is_multiple_of(100) || year.is_multiple_of(400)) => {
-            29
-        }
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
+    Some(era * 146_097 + day_of_era - 719_468)
 }
 
 /// An RFC 3339 timestamp with its offset (year 1 to 9999, offset within PostgreSQL's
@@ -219,23 +218,18 @@ pub fn timestamptz(text: &str) -> Option<i64> {
     {
         return None;
     }
-    let year = two_digits(&b[0..2])? * 100 + two_digits(&b[2..4])?;
-    let month = two_digits(&b[5..7])?;
-    let day = two_digits(&b[8..10])?;
+    let days = civil_days(
+        two_digits(&b[0..2])? * 100 + two_digits(&b[2..4])?,
+        two_digits(&b[5..7])?,
+        two_digits(&b[8..10])?,
+    )?;
     let (hour, minute, second) = (
         two_digits(&b[11..13])?,
         two_digits(&b[14..16])?,
         two_digits(&b[17..19])?,
     );
     // A leap second (60) PostgreSQL rolls over: left to the text format, as odd forms are.
-    if year == 0
-        || !(1..=12).contains(&month)
-        || day == 0
-        || day > days_in_month(year, month)
-        || hour > 23
-        || minute > 59
-        || second > 59
-    {
+    if hour > 23 || minute > 59 || second > 59 {
         return None;
     }
     let (micros, zone) = match b[19] {
@@ -259,7 +253,6 @@ pub fn timestamptz(text: &str) -> Option<i64> {
         }
         _ => return None,
     };
-    let days = days_from_civil(i64::from(year), i64::from(month), i64::from(day));
     let seconds =
         days * 86_400 + i64::from((hour * 60 + minute) * 60 + second) - offset - PG_EPOCH_SECONDS;
     seconds.checked_mul(1_000_000)?.checked_add(micros)

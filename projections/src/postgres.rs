@@ -507,23 +507,21 @@ impl ShadowRows {
                 shadow.rows.insert((index as u8, key));
             }
         }
-        let columns: Vec<(String, String)> = sqlx::query_as(
-            "SELECT table_name::text, column_name::text FROM information_schema.columns \
-             WHERE table_schema = $1 AND data_type IN ('json', 'jsonb', 'ARRAY', 'USER-DEFINED')",
-        )
-        .bind(schema)
-        .fetch_all(&mut *conn)
-        .await?;
-        shadow.not_copyable = columns.into_iter().collect();
-        let types: Vec<(String, String, String)> = sqlx::query_as(
-            "SELECT table_name::text, column_name::text, udt_name::text \
+        // One read of the catalog gives both what COPY must not write and the binary types.
+        let columns: Vec<(String, String, String, String)> = sqlx::query_as(
+            "SELECT table_name::text, column_name::text, data_type::text, udt_name::text \
              FROM information_schema.columns WHERE table_schema = $1",
         )
         .bind(schema)
         .fetch_all(&mut *conn)
         .await?;
-        for (table, column, udt) in types {
-            if let Some(kind) = ColumnType::of(&udt) {
+        for (table, column, data_type, udt) in columns {
+            if matches!(
+                data_type.as_str(),
+                "json" | "jsonb" | "ARRAY" | "USER-DEFINED"
+            ) {
+                shadow.not_copyable.push((table, column));
+            } else if let Some(kind) = ColumnType::of(&udt) {
                 shadow.types.entry(table).or_default().insert(column, kind);
             }
         }

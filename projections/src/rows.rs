@@ -609,6 +609,28 @@ mod tests {
     }
 
     #[test]
+    fn names_compare_as_strings_do() {
+        let names = [
+            "",
+            "a",
+            "ab",
+            "a_b",
+            "aa",
+            "b",
+            "ba",
+            "contact_id",
+            "contact_date",
+        ];
+        for a in names {
+            for b in names {
+                assert_eq!(compare_names(a, b), a.cmp(b), "{a:?} against {b:?}");
+            }
+        }
+        let owned = String::from("contact_id");
+        assert!(compare_names("contact_id", &owned).is_eq());
+    }
+
+    #[test]
     fn the_columns_macro_makes_what_json_makes() {
         let date = chrono::NaiveDate::from_ymd_opt(2024, 2, 29).unwrap();
         let none: Option<i64> = None;

@@ -240,3 +240,61 @@ async fn a_value_postgresql_would_refuse_is_refused_by_the_encoder_too(pool: PgP
         assert_eq!(encode(&[row], &[column]), None, "{kind} {text}");
     }
 }
+
+#[sqlx::test(migrations = "../schema")]
+async fn a_rebuilds_shadow_copies_its_first_writes_in_binary(pool: PgPool) {
+    use projections::postgres::{PgSink, ShadowRows};
+    use projections::rows::{stamp, Stamp};
+    use projections::RowChange;
+
+    let mut conn = pool.acquire().await.unwrap();
+    projections::replay::create_shadow(&mut conn, "delius", "shadow_b")
+        .await
+        .unwrap();
+    // The column types come from the shadow's catalog.
+    let mut shadow = ShadowRows::load(&mut conn, "shadow_b").await.unwrap();
+    let mut row = Columns::new();
+    row.insert("offender_id", json!(7));
+    row.insert("contact_type_code", json!("CRSAPT"));
+    row.insert("contact_date", json!("2024-02-29"));
+    row.insert("start_time", json!("10:30"));
+    row.insert("hours_credited", json!(1.5));
+    row.insert("notes", json!("line\none\ttab"));
+    let change = stamp(
+        RowChange::upsert("contact", 900_001, row),
+        &Stamp {
+            position: 42,
+            at: chrono::DateTime::parse_from_rfc3339("2026-12-05T00:38:04.626020517Z")
+                .unwrap()
+                .with_timezone(&chrono::Utc),
+            user: "test".into(),
+        },
+    );
+    let mut sink = PgSink::new("shadow_b").unwrap();
+    sink.stage(change);
+    let encoded = sink.encode_for_shadow(&mut shadow).unwrap();
+    assert!(
+        format!("{encoded:?}").contains("FROM STDIN WITH (FORMAT binary)"),
+        "{encoded:?}"
+    );
+    encoded.execute(&mut conn).await.unwrap();
+    let written: (String, String, String, String, String, i64) = sqlx::query_as(
+        "SELECT contact_date::text, start_time::text, hours_credited::text, notes, \
+         to_char(created_datetime AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US'), \
+         last_event_position FROM shadow_b.contact WHERE contact_id = 900001",
+    )
+    .fetch_one(&mut *conn)
+    .await
+    .unwrap();
+    assert_eq!(
+        written,
+        (
+            "2024-02-29".into(),
+            "10:30:00".into(),
+            "1.50".into(),
+            "line\none\ttab".into(),
+            "2026-12-05 00:38:04.626021".into(),
+            42
+        )
+    );
+}
