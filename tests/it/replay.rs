@@ -392,6 +392,65 @@ async fn an_undecodable_event_fails_the_rebuild_and_leaves_live_alone(pool: PgPo
     std::sync::Arc::into_inner(engine).unwrap().shutdown().await;
 }
 
+/// The batch writer runs on a thread of its own: a batch the database refuses comes back as
+/// the rebuild's error (the run `failed`, its message kept), nothing of that batch is
+/// committed, and once the cause is gone the run resumes from its last committed batch and
+/// ends equal to the live tables.
+#[sqlx::test(migrator = "delius_bridge::engine::MIGRATOR")]
+async fn a_batch_the_database_refuses_fails_the_rebuild_which_resumes_once_fixed(pool: PgPool) {
+    let app = app(pool.clone()).await;
+    app.start_referral().await;
+    settle(&app.engine).await;
+    let total: i64 = app.count("SELECT count(*) FROM events").await;
+    let mut request = ReplayRequest::new("delius", "test");
+    request.into = Some("refused".into());
+    request.batch_size = 4;
+    replay::replay(&pool, &request, &mut Silent).await.unwrap();
+    // The same run again from the first event, into a schema whose contacts refuse new rows.
+    for statement in [
+        "UPDATE replay_run SET status = 'building', events_applied = 0, transaction_id = 0, \
+         global_position = 0 WHERE target_schema = 'refused'",
+        "TRUNCATE refused.contact",
+        "ALTER TABLE refused.contact ADD CONSTRAINT no_contacts CHECK (false) NOT VALID",
+    ] {
+        sqlx::query(statement).execute(&pool).await.unwrap();
+    }
+    let error = replay::replay(&pool, &request, &mut Silent)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, ReplayError::Projection(_)) && error.to_string().contains("no_contacts"),
+        "{error}"
+    );
+    let (status, message, applied): (String, Option<String>, i64) = sqlx::query_as(
+        "SELECT status, error, events_applied FROM replay_run WHERE target_schema = 'refused'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(status, "failed");
+    assert!(message.unwrap().contains("no_contacts"));
+    assert!(applied < total, "{applied} of {total}");
+    let contacts: i64 = app.count("SELECT count(*) FROM refused.contact").await;
+    assert_eq!(contacts, 0, "the refused batch committed nothing");
+    sqlx::query("ALTER TABLE refused.contact DROP CONSTRAINT no_contacts")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let report = replay::replay(&pool, &request, &mut Silent).await.unwrap();
+    assert_eq!(
+        (report.resumed_at as i64, report.events as i64),
+        (applied, total)
+    );
+    let mut conn = pool.acquire().await.unwrap();
+    let differences = compare_schemas(&mut conn, "delius", "refused")
+        .await
+        .unwrap();
+    assert!(differences.is_empty(), "{differences:?}");
+    drop(conn);
+    app.finish().await;
+}
+
 async fn wait_for_run(app: &App, url: &str) -> Value {
     tokio::time::timeout(Duration::from_secs(60), async {
         loop {
