@@ -258,6 +258,52 @@ pub fn timestamptz(text: &str) -> Option<i64> {
     seconds.checked_mul(1_000_000)?.checked_add(micros)
 }
 
+/// `YYYY-MM-DDTHH:MM:SS[.fraction]Z` with a fraction of 1 to 9 digits — how this service
+/// writes an instant (chrono's RFC 3339 form in UTC, as in every event's `received_at`) — as
+/// the instant chrono's parser makes of it, at a fraction of its cost; `None` for any other
+/// form (offsets, leap seconds, lowercase, longer fractions…), which the caller leaves to
+/// chrono.
+pub fn utc_instant(text: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    let b = text.as_bytes();
+    if b.len() < 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || b[10] != b'T'
+        || b[13] != b':'
+        || b[16] != b':'
+        || b[b.len() - 1] != b'Z'
+    {
+        return None;
+    }
+    let days = civil_days(
+        two_digits(&b[0..2])? * 100 + two_digits(&b[2..4])?,
+        two_digits(&b[5..7])?,
+        two_digits(&b[8..10])?,
+    )?;
+    let (hour, minute, second) = (
+        two_digits(&b[11..13])?,
+        two_digits(&b[14..16])?,
+        two_digits(&b[17..19])?,
+    );
+    if hour > 23 || minute > 59 || second > 59 {
+        return None;
+    }
+    let nanos = match &b[19..b.len() - 1] {
+        [] => 0,
+        [b'.', digits @ ..]
+            if (1..=9).contains(&digits.len()) && digits.iter().all(u8::is_ascii_digit) =>
+        {
+            let n = digits
+                .iter()
+                .fold(0u32, |n, d| n * 10 + u32::from(d - b'0'));
+            n * 10u32.pow(9 - digits.len() as u32)
+        }
+        _ => return None,
+    };
+    let seconds = days * 86_400 + i64::from((hour * 60 + minute) * 60 + second);
+    chrono::DateTime::from_timestamp(seconds, nanos)
+}
+
 /// `HH:MM`, `HH:MM:SS` or `HH:MM:SS.fraction` (hours 0–23) as microseconds since midnight.
 pub fn time(text: &str) -> Option<i64> {
     let bytes = text.as_bytes();
@@ -401,6 +447,60 @@ mod tests {
             });
             assert_eq!(timestamptz(&text), expected, "{text}");
         }
+    }
+
+    #[test]
+    fn utc_instants_read_by_hand_agree_with_chrono() {
+        let mut state = 7u64;
+        let mut next = |n: u64| {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 33) % n
+        };
+        let mut by_hand = 0;
+        for case in 0..20_000 {
+            let digits = next(12) as usize;
+            let fraction: String = (0..digits)
+                .map(|_| char::from(b'0' + next(10) as u8))
+                .collect();
+            let mut text = format!(
+                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}{}{}{}",
+                next(10_000),
+                next(14),
+                next(32),
+                next(25),
+                next(61),
+                next(62),
+                if digits == 0 { "" } else { "." },
+                fraction,
+                ["Z", "Z", "Z", "z", "+00:00", "-01:30"][next(6) as usize],
+            );
+            if case % 97 == 0 {
+                text.replace_range(10..11, "t");
+            }
+            let expected = text.parse::<chrono::DateTime<chrono::Utc>>().ok();
+            match utc_instant(&text) {
+                Some(instant) => {
+                    by_hand += 1;
+                    assert_eq!(Some(instant), expected, "{text}");
+                }
+                // Left to chrono: only forms outside the fast path.
+                None => assert!(
+                    expected.is_none()
+                        || !text.ends_with('Z')
+                        || digits > 9
+                        || text.as_bytes()[10] != b'T'
+                        || text[17..19] >= *"60",
+                    "{text} should have been read by hand"
+                ),
+            }
+        }
+        assert!(by_hand > 5_000, "{by_hand}");
+        assert_eq!(
+            utc_instant("2026-12-05T02:59:13.678101070Z"),
+            Some("2026-12-05T02:59:13.678101070Z".parse().unwrap())
+        );
     }
 
     #[test]
