@@ -19,6 +19,7 @@
 //!
 //! Only one rebuild per target schema runs at a time (a session advisory lock).
 
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -35,6 +36,9 @@ use crate::Checkpoint;
 
 /// The projections a replay can rebuild: the Delius tables (schema `delius`).
 pub const PROJECTIONS: &[&str] = &[crate::delius::NAME];
+
+/// Batches the rebuild stages ahead of its writer (handed over, not yet committed).
+const WRITES_AHEAD: usize = 2;
 
 /// Events per batch when nothing else is asked.
 pub const DEFAULT_BATCH: i64 = 5_000;
@@ -453,10 +457,10 @@ async fn rebuild(
     let mut done = resumed_at;
     progress.start(target, done, total.max(applied) as u64);
     let mut timings = ReplayTimings::default();
-    // Three stages that overlap, each on its own connection: a reader task reads batch N + 2
-    // while this task decodes, stages and encodes batch N + 1 and the writer thread commits
-    // batch N (rows and run checkpoint in one transaction). At most four batches are in memory
-    // (one being read, one queued, one staged, one being written).
+    // Three stages that overlap, each on its own connection: a reader task reads ahead while
+    // this task decodes, stages and encodes batch N + 2 and the writer thread commits batch N
+    // (rows and run checkpoint in one transaction), with N + 1 queued behind it. At most five
+    // batches are in memory (one being read, one queued as events, one staged, two encoded).
     // The rows the shadow holds (none when it is new): a row's first write is a `COPY`.
     let mut shadow = ShadowRows::load(conn, target).await?;
     let writer = BatchWriter::start(pool, target).await?;
@@ -466,7 +470,10 @@ async fn rebuild(
         request.batch_size,
         request.until,
     );
-    let mut in_flight: Option<(Written, u64)> = None;
+    // Batches handed to the writer and not committed yet, oldest first: staging runs up to
+    // WRITES_AHEAD batches ahead of the writer, so that a slow batch on one side does not stall
+    // the other.
+    let mut in_flight: VecDeque<(Written, u64)> = VecDeque::new();
     loop {
         let (events, read_time) = batches
             .next()
@@ -487,7 +494,11 @@ async fn rebuild(
             None => None,
         };
         drop(events);
-        if let Some((batch, written)) = in_flight.take() {
+        let last = staged.is_none();
+        while in_flight.len() >= WRITES_AHEAD || (last && !in_flight.is_empty()) {
+            let Some((batch, written)) = in_flight.pop_front() else {
+                break;
+            };
             timings.project.write += batch
                 .await
                 .map_err(|_| ReplayError::Writer("it stopped without an answer".into()))??;
@@ -500,7 +511,7 @@ async fn rebuild(
         let (Some(encoded), Some(next)) = (staged, next) else {
             break;
         };
-        in_flight = Some((writer.write(encoded, next, count)?, count));
+        in_flight.push_back((writer.write(encoded, next, count)?, count));
         checkpoint = next;
     }
     progress.phase("indexes");
@@ -655,7 +666,13 @@ impl BatchWriter {
                         let written =
                             write_batch(&mut connection, job.encoded, &target, job.next, job.count)
                                 .await;
+                        let failed = written.is_err();
                         let _ = job.done.send(written);
+                        // The batches queued behind a failed one must not commit: the run's
+                        // checkpoint would pass rows that were never written.
+                        if failed {
+                            break;
+                        }
                     }
                     let _ = sqlx::Connection::close(connection).await;
                 })

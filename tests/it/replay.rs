@@ -392,34 +392,52 @@ async fn an_undecodable_event_fails_the_rebuild_and_leaves_live_alone(pool: PgPo
     std::sync::Arc::into_inner(engine).unwrap().shutdown().await;
 }
 
-/// The batch writer runs on a thread of its own: a batch the database refuses comes back as
-/// the rebuild's error (the run `failed`, its message kept), nothing of that batch is
-/// committed, and once the cause is gone the run resumes from its last committed batch and
-/// ends equal to the live tables.
+/// The batch writer runs on a thread of its own, with batches queued behind the one it
+/// writes: a batch the database refuses comes back as the rebuild's error (the run `failed`,
+/// its message kept), nothing of it is committed, **nor of any batch queued behind it** (the
+/// run's checkpoint would pass the refused rows), and once the cause is gone the run resumes
+/// from its last committed batch and ends equal to the live tables.
 #[sqlx::test(migrator = "delius_bridge::engine::MIGRATOR")]
 async fn a_batch_the_database_refuses_fails_the_rebuild_which_resumes_once_fixed(pool: PgPool) {
     let app = app(pool.clone()).await;
     app.start_referral().await;
+    for n in 0..6 {
+        let (status, body) = app.merge(future_appointment(n)).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
     settle(&app.engine).await;
     let total: i64 = app.count("SELECT count(*) FROM events").await;
     let mut request = ReplayRequest::new("delius", "test");
     request.into = Some("refused".into());
-    request.batch_size = 4;
+    request.batch_size = 2;
     replay::replay(&pool, &request, &mut Silent).await.unwrap();
-    // The same run again from the first event, into a schema whose contacts refuse new rows.
+    // The same run again from the first event, into a schema that refuses one contact in the
+    // middle of the log: the batches after it would succeed.
+    let contacts: Vec<i64> =
+        sqlx::query_scalar("SELECT contact_id FROM delius.contact ORDER BY last_event_position")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert!(contacts.len() >= 6, "{contacts:?}");
+    let refused = contacts[contacts.len() / 2];
     for statement in [
         "UPDATE replay_run SET status = 'building', events_applied = 0, transaction_id = 0, \
-         global_position = 0 WHERE target_schema = 'refused'",
-        "TRUNCATE refused.contact",
-        "ALTER TABLE refused.contact ADD CONSTRAINT no_contacts CHECK (false) NOT VALID",
+         global_position = 0 WHERE target_schema = 'refused'"
+            .to_string(),
+        "TRUNCATE refused.contact".to_string(),
+        format!(
+            "ALTER TABLE refused.contact ADD CONSTRAINT refused_contact \
+             CHECK (contact_id <> {refused}) NOT VALID"
+        ),
     ] {
-        sqlx::query(statement).execute(&pool).await.unwrap();
+        sqlx::query(&statement).execute(&pool).await.unwrap();
     }
     let error = replay::replay(&pool, &request, &mut Silent)
         .await
         .unwrap_err();
     assert!(
-        matches!(&error, ReplayError::Projection(_)) && error.to_string().contains("no_contacts"),
+        matches!(&error, ReplayError::Projection(_))
+            && error.to_string().contains("refused_contact"),
         "{error}"
     );
     let (status, message, applied): (String, Option<String>, i64) = sqlx::query_as(
@@ -429,11 +447,20 @@ async fn a_batch_the_database_refuses_fails_the_rebuild_which_resumes_once_fixed
     .await
     .unwrap();
     assert_eq!(status, "failed");
-    assert!(message.unwrap().contains("no_contacts"));
-    assert!(applied < total, "{applied} of {total}");
-    let contacts: i64 = app.count("SELECT count(*) FROM refused.contact").await;
-    assert_eq!(contacts, 0, "the refused batch committed nothing");
-    sqlx::query("ALTER TABLE refused.contact DROP CONSTRAINT no_contacts")
+    assert!(message.unwrap().contains("refused_contact"));
+    assert!(applied > 0 && applied < total, "{applied} of {total}");
+    let written: i64 = app
+        .count(&format!(
+            "SELECT count(*) FROM refused.contact c JOIN delius.contact l USING (contact_id) \
+             WHERE l.last_event_position >= (SELECT last_event_position FROM delius.contact \
+             WHERE contact_id = {refused})"
+        ))
+        .await;
+    assert_eq!(
+        written, 0,
+        "nothing from the refused batch on was committed"
+    );
+    sqlx::query("ALTER TABLE refused.contact DROP CONSTRAINT refused_contact")
         .execute(&pool)
         .await
         .unwrap();
