@@ -84,7 +84,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Vec<Figure>> {
 }
 
 /// The median of the rounds' rates (the mean of the middle two for an even count).
-fn median(mut rates: Vec<f64>) -> f64 {
+pub fn median(mut rates: Vec<f64>) -> f64 {
     rates.sort_by(f64::total_cmp);
     match rates.len() {
         0 => 0.0,

@@ -54,6 +54,9 @@ pub struct Options {
     /// Rounds of the async figure (each: service path, bare loop, naive path); each figure is
     /// the median of its rounds (1 quick, 3 full when 0).
     pub async_rounds: usize,
+    /// Rebuilds of the generated log for the replay figure: its rate is their median, its
+    /// peak RSS their largest (1 quick, 3 full when 0).
+    pub replay_rounds: usize,
 }
 
 impl Options {
@@ -69,6 +72,7 @@ impl Options {
             keep_replay_db: false,
             replay_events: 0,
             async_rounds: 0,
+            replay_rounds: 0,
         };
         let mut args = args.peekable();
         while let Some(arg) = args.next() {
@@ -91,6 +95,7 @@ impl Options {
                 "--keep-replay-db" => options.keep_replay_db = true,
                 "--replay-events" => options.replay_events = value("--replay-events")?.parse()?,
                 "--async-rounds" => options.async_rounds = value("--async-rounds")?.parse()?,
+                "--replay-rounds" => options.replay_rounds = value("--replay-rounds")?.parse()?,
                 // cargo bench passes --bench to harness = false targets.
                 "--bench" => {}
                 other => bail!("unknown argument {other}"),
@@ -109,6 +114,9 @@ impl Options {
         }
         if options.async_rounds == 0 {
             options.async_rounds = if options.quick { 1 } else { 3 };
+        }
+        if options.replay_rounds == 0 {
+            options.replay_rounds = if options.quick { 1 } else { 3 };
         }
         Ok(options)
     }
