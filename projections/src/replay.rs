@@ -638,8 +638,10 @@ struct BatchWriter {
 }
 
 impl BatchWriter {
-    /// Connects (with the pool's options) on a new thread, which writes into `target` until
-    /// this is dropped, then finishes the batch in hand and closes its connection.
+    /// Connects (with the pool's options) on a new thread, which writes into `target` the
+    /// batches it is handed, in order, until this is dropped and the batches already handed
+    /// are written (each is whole and follows the last, so committing them keeps the run
+    /// resumable), or until one fails; then it closes its connection.
     async fn start(pool: &PgPool, target: &str) -> Result<Self, ReplayError> {
         let options = pool.connect_options();
         let target = target.to_string();
