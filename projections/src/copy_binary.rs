@@ -203,16 +203,14 @@ fn civil_days(year: u32, month: u32, day: u32) -> Option<i64> {
     Some(era * 146_097 + day_of_era - 719_468)
 }
 
-/// An RFC 3339 timestamp with its offset (year 1 to 9999, offset within PostgreSQL's
-/// ±15:59) as microseconds since 2000-01-01 00:00:00 UTC: `YYYY-MM-DDTHH:MM:SS`, a fraction
-/// of any length, then `Z` or `±HH:MM` — the form the projections write
-/// (`2026-12-05T00:38:04.626020017+00:00`). Any other form goes through the text format.
-pub fn timestamptz(text: &str) -> Option<i64> {
-    let b = text.as_bytes();
+/// `YYYY-MM-DD?HH:MM:SS` at the start of `b` (at least 20 bytes; `?` one of `separators`;
+/// hours 0–23, no leap second) as seconds since the Unix epoch, read as UTC: the head shared by
+/// [`timestamptz`] and [`utc_instant`].
+fn date_time_seconds(b: &[u8], separators: &[u8]) -> Option<i64> {
     if b.len() < 20
         || b[4] != b'-'
         || b[7] != b'-'
-        || !matches!(b[10], b'T' | b't' | b' ')
+        || !separators.contains(&b[10])
         || b[13] != b':'
         || b[16] != b':'
     {
@@ -228,10 +226,20 @@ pub fn timestamptz(text: &str) -> Option<i64> {
         two_digits(&b[14..16])?,
         two_digits(&b[17..19])?,
     );
-    // A leap second (60) PostgreSQL rolls over: left to the text format, as odd forms are.
+    // A leap second (60) PostgreSQL rolls over: left to the slower path, as odd forms are.
     if hour > 23 || minute > 59 || second > 59 {
         return None;
     }
+    Some(days * 86_400 + i64::from((hour * 60 + minute) * 60 + second))
+}
+
+/// An RFC 3339 timestamp with its offset (year 1 to 9999, offset within PostgreSQL's
+/// ±15:59) as microseconds since 2000-01-01 00:00:00 UTC: `YYYY-MM-DDTHH:MM:SS`, a fraction
+/// of any length, then `Z` or `±HH:MM` — the form the projections write
+/// (`2026-12-05T00:38:04.626020017+00:00`). Any other form goes through the text format.
+pub fn timestamptz(text: &str) -> Option<i64> {
+    let b = text.as_bytes();
+    let local = date_time_seconds(b, b"Tt ")?;
     let (micros, zone) = match b[19] {
         b'.' => {
             let digits = b[20..].iter().take_while(|d| d.is_ascii_digit()).count();
@@ -253,9 +261,9 @@ pub fn timestamptz(text: &str) -> Option<i64> {
         }
         _ => return None,
     };
-    let seconds =
-        days * 86_400 + i64::from((hour * 60 + minute) * 60 + second) - offset - PG_EPOCH_SECONDS;
-    seconds.checked_mul(1_000_000)?.checked_add(micros)
+    (local - offset - PG_EPOCH_SECONDS)
+        .checked_mul(1_000_000)?
+        .checked_add(micros)
 }
 
 /// `YYYY-MM-DDTHH:MM:SS[.fraction]Z` with a fraction of 1 to 9 digits — how this service
@@ -265,27 +273,8 @@ pub fn timestamptz(text: &str) -> Option<i64> {
 /// chrono.
 pub fn utc_instant(text: &str) -> Option<chrono::DateTime<chrono::Utc>> {
     let b = text.as_bytes();
-    if b.len() < 20
-        || b[4] != b'-'
-        || b[7] != b'-'
-        || b[10] != b'T'
-        || b[13] != b':'
-        || b[16] != b':'
-        || b[b.len() - 1] != b'Z'
-    {
-        return None;
-    }
-    let days = civil_days(
-        two_digits(&b[0..2])? * 100 + two_digits(&b[2..4])?,
-        two_digits(&b[5..7])?,
-        two_digits(&b[8..10])?,
-    )?;
-    let (hour, minute, second) = (
-        two_digits(&b[11..13])?,
-        two_digits(&b[14..16])?,
-        two_digits(&b[17..19])?,
-    );
-    if hour > 23 || minute > 59 || second > 59 {
+    let seconds = date_time_seconds(b, b"T")?;
+    if b[b.len() - 1] != b'Z' {
         return None;
     }
     let nanos = match &b[19..b.len() - 1] {
@@ -300,7 +289,6 @@ pub fn utc_instant(text: &str) -> Option<chrono::DateTime<chrono::Utc>> {
         }
         _ => return None,
     };
-    let seconds = days * 86_400 + i64::from((hour * 60 + minute) * 60 + second);
     chrono::DateTime::from_timestamp(seconds, nanos)
 }
 

@@ -74,12 +74,15 @@ impl Columns {
         Self(Vec::with_capacity(capacity))
     }
 
+    /// Where `name` is (`Ok`) or would go (`Err`).
+    fn position(&self, name: &str) -> Result<usize, usize> {
+        self.0
+            .binary_search_by(|(column, _)| compare_names(column, name))
+    }
+
     /// Sets `name` to `value`, replacing any value it had.
     pub fn insert(&mut self, name: &'static str, value: Value) {
-        match self
-            .0
-            .binary_search_by(|(column, _)| compare_names(column, name))
-        {
+        match self.position(name) {
             Ok(at) => self.0[at].1 = value,
             Err(at) => self.0.insert(at, (name, value)),
         }
@@ -95,10 +98,7 @@ impl Columns {
         let mut fresh = 0;
         for slot in &mut new {
             let Some((name, _)) = slot else { continue };
-            match self
-                .0
-                .binary_search_by(|(column, _)| compare_names(column, name))
-            {
+            match self.position(name) {
                 Ok(at) => {
                     if let Some((_, value)) = slot.take() {
                         self.0[at].1 = value;
@@ -110,14 +110,16 @@ impl Columns {
         if fresh == 0 {
             return;
         }
-        // The new names in descending order, taken from the back as the merge fills it.
-        let mut pending: Vec<(&'static str, Value)> = new.into_iter().flatten().collect();
-        pending.sort_unstable_by(|a, b| compare_names(a.0, b.0));
+        // The new names in order (the replaced ones, now `None`, first), taken from the back
+        // as the merge fills it: sorted in place, no allocation on this per-row path.
+        new.sort_unstable_by(|a, b| match (a, b) {
+            (Some(a), Some(b)) => compare_names(a.0, b.0),
+            _ => a.is_some().cmp(&b.is_some()),
+        });
         let old = self.0.len();
-        self.0.reserve(fresh);
         self.0.resize_with(old + fresh, || ("", Value::Null));
         let (mut read, mut write) = (old, old + fresh);
-        while let Some(next) = pending.pop() {
+        for next in new.into_iter().rev().flatten() {
             // Shift the existing columns that sort after `next` up to their final places.
             while read > 0 && compare_names(self.0[read - 1].0, next.0).is_gt() {
                 read -= 1;
@@ -131,10 +133,7 @@ impl Columns {
 
     /// The value of `name`, if set.
     pub fn get(&self, name: &str) -> Option<&Value> {
-        self.0
-            .binary_search_by(|(column, _)| compare_names(column, name))
-            .ok()
-            .map(|at| &self.0[at].1)
+        self.position(name).ok().map(|at| &self.0[at].1)
     }
 
     /// Whether `name` is set.
