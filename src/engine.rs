@@ -17,6 +17,7 @@ use projections::Checkpoint;
 
 use crate::bus::{CommandBus, EventLog};
 use crate::ids::{MemoryIds, PgIds};
+use crate::reference::cache::ReferenceCache;
 use crate::reference::LookupBatcher;
 use crate::store::{CommandOutcome, MemEventLog, PgEventLog};
 
@@ -49,6 +50,8 @@ pub struct Engine {
     pub backend: Backend,
     /// Groups concurrent reference lookups on PostgreSQL ([`crate::reference::lookup_many`]).
     lookups: Option<LookupBatcher>,
+    /// Reference rows in memory on PostgreSQL ([`crate::reference::cache`]).
+    reference_cache: Option<Arc<ReferenceCache>>,
     progress: watch::Receiver<Checkpoint>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
@@ -80,6 +83,12 @@ impl Engine {
             services,
             wake.clone(),
         );
+        // The projector advances the epoch the cache's copies are checked against.
+        let (reference_cache, listener) = ReferenceCache::start(
+            pool.clone(),
+            runner.reference_epoch.clone(),
+            shutdown_rx.clone(),
+        );
         let projector = tokio::spawn(projections::postgres::run(
             pool.clone(),
             runner,
@@ -90,10 +99,11 @@ impl Engine {
         Self {
             bus: Arc::new(bus),
             lookups: Some(LookupBatcher::new(pool.clone())),
+            reference_cache: Some(reference_cache),
             backend: Backend::Postgres(pool),
             progress,
             shutdown,
-            tasks: vec![projector],
+            tasks: vec![projector, listener],
         }
     }
 
@@ -126,6 +136,7 @@ impl Engine {
             bus: Arc::new(bus),
             backend: Backend::Memory { log, tables },
             lookups: None,
+            reference_cache: None,
             progress,
             shutdown,
             tasks: vec![projector],
@@ -135,6 +146,18 @@ impl Engine {
     /// The reference-lookup batcher (PostgreSQL only).
     pub(crate) fn lookups(&self) -> Option<&LookupBatcher> {
         self.lookups.as_ref()
+    }
+
+    /// This engine with every reference lookup going to the database, none to in-memory
+    /// copies (tests compare the two).
+    pub fn without_reference_cache(mut self) -> Self {
+        self.reference_cache = None;
+        self
+    }
+
+    /// The in-memory reference rows (PostgreSQL only).
+    pub fn reference_cache(&self) -> Option<&ReferenceCache> {
+        self.reference_cache.as_deref()
     }
 
     /// Where the Delius projector has got to.

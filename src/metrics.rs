@@ -13,10 +13,14 @@
 //! | [`LOADS_TOTAL`] | counter | – |
 //! | [`LOOKUP_QUERIES_TOTAL`] | counter | – |
 //! | [`LOOKUPS_TOTAL`] | counter | – |
+//! | [`REFERENCE_CACHE_ANSWERS_TOTAL`] | counter | – |
+//! | [`REFERENCE_CACHE_COPIES_TOTAL`] | counter | – |
 //!
 //! `APPENDS_TOTAL / APPEND_STATEMENTS_TOTAL` is the mean size of a group commit,
 //! `LOADS_TOTAL / LOAD_QUERIES_TOTAL` that of a grouped stream load,
-//! `LOOKUPS_TOTAL / LOOKUP_QUERIES_TOTAL` that of a grouped reference lookup.
+//! `LOOKUPS_TOTAL / LOOKUP_QUERIES_TOTAL` that of a grouped reference lookup;
+//! `REFERENCE_CACHE_COPIES_TOTAL` rising steadily means reference rows keep changing (each
+//! change drops the copies of `reference::cache`).
 //!
 //! `event_type` is one of the queue's bound event types, `unknown` for a body that did not
 //! parse, or `other` for an unbound type (so a bad publisher cannot grow the label set).
@@ -47,6 +51,11 @@ pub const LOADS_TOTAL: &str = "delius_bridge_loads_total";
 pub const LOOKUP_QUERIES_TOTAL: &str = "delius_bridge_lookup_queries_total";
 /// `reference::lookup_many` calls answered through those queries.
 pub const LOOKUPS_TOTAL: &str = "delius_bridge_lookups_total";
+
+/// Reference lookups the in-memory copies answered (`reference::cache`).
+pub const REFERENCE_CACHE_ANSWERS_TOTAL: &str = "delius_bridge_reference_cache_answers_total";
+/// Reference tables copied into memory (on first use, and after each change).
+pub const REFERENCE_CACHE_COPIES_TOTAL: &str = "delius_bridge_reference_cache_copies_total";
 
 /// Histogram buckets of [`MESSAGE_HANDLING_SECONDS`], in seconds.
 const HANDLING_BUCKETS: &[f64] = &[
@@ -109,6 +118,14 @@ pub fn install() -> &'static PrometheusHandle {
             LOOKUPS_TOTAL,
             "Reference-lookup calls answered through the grouped queries"
         );
+        metrics::describe_counter!(
+            REFERENCE_CACHE_ANSWERS_TOTAL,
+            "Reference lookups answered from the in-memory copies"
+        );
+        metrics::describe_counter!(
+            REFERENCE_CACHE_COPIES_TOTAL,
+            "Reference tables copied into memory"
+        );
         metrics::describe_histogram!(
             MESSAGE_HANDLING_SECONDS,
             metrics::Unit::Seconds,
@@ -159,6 +176,15 @@ pub fn record_dead_letter(queue: &str) {
 pub fn record_lookup_group(calls: usize) {
     metrics::counter!(LOOKUP_QUERIES_TOTAL).increment(1);
     metrics::counter!(LOOKUPS_TOTAL).increment(calls as u64);
+}
+
+/// Counts a lookup the reference cache answered (`answered`) or a table it copied.
+pub fn record_reference_cache(answered: bool) {
+    if answered {
+        metrics::counter!(REFERENCE_CACHE_ANSWERS_TOTAL).increment(1);
+    } else {
+        metrics::counter!(REFERENCE_CACHE_COPIES_TOTAL).increment(1);
+    }
 }
 
 /// Counts one grouped query answering `loads` stream loads.

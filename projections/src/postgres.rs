@@ -172,6 +172,8 @@ pub struct PgSink {
     staged: Staged,
     /// A change named a table the projection does not have: encoding fails with it.
     unknown: Option<&'static str>,
+    /// A change of a reference table was staged (readers may hold copies of those).
+    reference_changed: bool,
 }
 
 fn merge(into: &mut Columns, from: Columns) {
@@ -191,7 +193,14 @@ impl PgSink {
             sealed: Vec::new(),
             staged: BTreeMap::new(),
             unknown: None,
+            reference_changed: false,
         })
+    }
+
+    /// Whether any change staged since the sink was made is to a reference table
+    /// ([`TableDef::reference`](crate::TableDef)), whose rows readers may cache.
+    pub fn changes_reference(&self) -> bool {
+        self.reference_changed
     }
 
     /// Stages one stamped change, sealing the staged set first when it cannot merge with it.
@@ -201,6 +210,7 @@ impl PgSink {
             self.unknown.get_or_insert(change.table());
             return;
         };
+        self.reference_changed |= rows::TABLES[usize::from(table)].reference;
         let slot = (table, change.key().clone());
         let needs_seal = matches!(
             (self.staged.get(&slot), &change),
@@ -831,6 +841,32 @@ pub struct RunnerConfig {
     pub idle_poll: Duration,
     /// How often a standby instance checks whether the lock is free.
     pub standby_poll: Duration,
+    /// Moved on after every batch that changed a reference table, before its checkpoint is
+    /// published: readers in this process that cache reference rows drop them.
+    pub reference_epoch: Arc<ReferenceEpoch>,
+}
+
+/// The `NOTIFY` channel on which every transaction that changes the rows of the reference
+/// tables (a projector batch, a replay's swap) says so at its commit, so that processes
+/// caching those rows drop them.
+pub const REFERENCE_CHANNEL: &str = "delius_reference_changed";
+
+/// A count of the reference-data changes this process has learnt of (its projector's
+/// batches, [`REFERENCE_CHANNEL`] notifications): a copy of reference rows taken at one
+/// count is good only while the count stays the same.
+#[derive(Debug, Default)]
+pub struct ReferenceEpoch(std::sync::atomic::AtomicU64);
+
+impl ReferenceEpoch {
+    /// The count now.
+    pub fn current(&self) -> u64 {
+        self.0.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Counts one more change: every copy taken before is stale.
+    pub fn advance(&self) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+    }
 }
 
 impl RunnerConfig {
@@ -842,6 +878,7 @@ impl RunnerConfig {
             batch_size: 2_000,
             idle_poll: Duration::from_millis(10),
             standby_poll: Duration::from_millis(200),
+            reference_epoch: Arc::default(),
         }
     }
 }
@@ -930,7 +967,9 @@ fn replace_if_newer(current: &mut Checkpoint, next: Checkpoint) -> bool {
 
 /// One batch in four round trips (three when there is nothing to do): begin holding the swap
 /// lock (shared), read the checkpoint and the events after it, write the rows and the moved
-/// checkpoint in one statement, commit. Returns how many events it applied.
+/// checkpoint in one statement, commit. A batch that changes a reference table also
+/// notifies [`REFERENCE_CHANNEL`] (one more round trip, in the same transaction) and, once
+/// committed, advances `config.reference_epoch`. Returns how many events it applied.
 pub async fn step(
     conn: &mut PgConnection,
     config: &RunnerConfig,
@@ -954,14 +993,30 @@ pub async fn step(
     let next = Checkpoint::of(last);
     let mut sink = PgSink::new(&config.schema)?;
     stage_events(&mut sink, &events)?;
+    let reference_changed = sink.changes_reference();
     // The checkpoint is saved in the rows' round trip.
     sink.encode()?
         .with_trailer(checkpoint_trailer(&config.name, next, events.len()))
         .execute(&mut tx)
         .await?;
+    if reference_changed {
+        notify_reference_change(&mut tx).await?;
+    }
     tx.commit().await?;
+    if reference_changed {
+        config.reference_epoch.advance();
+    }
     *checkpoint = next;
     Ok(events.len())
+}
+
+/// Tells every listening process, when the transaction commits, that reference rows changed.
+pub async fn notify_reference_change(conn: &mut PgConnection) -> Result<(), ProjectionError> {
+    sqlx::query("SELECT pg_notify($1, '')")
+        .bind(REFERENCE_CHANNEL)
+        .execute(conn)
+        .await?;
+    Ok(())
 }
 
 /// Settings of a projector batch's transaction (live and replay), set as it begins:
@@ -1052,6 +1107,47 @@ mod tests {
 
     fn upsert(table: &'static str, id: i64, note: &str) -> RowChange {
         RowChange::upsert(table, id, columns!({ "contact_id": id, "notes": note }))
+    }
+
+    #[test]
+    fn a_sink_knows_whether_it_changed_a_reference_table() {
+        let mut sink = PgSink::new("delius").unwrap();
+        sink.stage(upsert("contact", 1, "a"));
+        sink.stage(RowChange::update(
+            "offender",
+            2,
+            columns!({ "surname": "B" }),
+        ));
+        sink.stage(RowChange::Delete {
+            table: "nsi",
+            key: Key::Id(3),
+        });
+        assert!(!sink.changes_reference(), "case rows only");
+        sink.stage(RowChange::Upsert {
+            table: "r_institution",
+            key: Key::Code("NEWHMP".into()),
+            values: columns!({ "code": "NEWHMP", "description": "HMP New" }),
+        });
+        assert!(sink.changes_reference());
+        // Encoding empties the sink but does not forget.
+        sink.encode().unwrap();
+        assert!(sink.changes_reference());
+        for table in [
+            "probation_area",
+            "pdu",
+            "team",
+            "staff",
+            "office_location",
+            "r_disposal_type",
+        ] {
+            let mut sink = PgSink::new("delius").unwrap();
+            sink.stage(RowChange::Upsert {
+                table,
+                key: Key::Code("X".into()),
+                values: columns!({ "code": "X" }),
+            });
+            assert!(sink.changes_reference(), "{table}");
+        }
     }
 
     fn kinds(encoded: &Encoded) -> Vec<String> {

@@ -929,6 +929,8 @@ async fn swap(
     sqlx::query(&format!("DROP SCHEMA \"{target}\""))
         .execute(&mut *tx)
         .await?;
+    // The reference tables were swapped too: processes holding copies of their rows drop them.
+    crate::postgres::notify_reference_change(&mut tx).await?;
     sqlx::query(
         "INSERT INTO projector_checkpoint (projector, transaction_id, global_position, events_applied, updated_at) \
          VALUES ($1, $2, $3, $4, now()) \

@@ -46,6 +46,12 @@ pub async fn migrated_pool(
         .run(&pool)
         .await
         .context("running migrations")?;
+    // A migration may have changed national codes: running processes drop their copies.
+    sqlx::query("SELECT pg_notify($1, '')")
+        .bind(projections::postgres::REFERENCE_CHANNEL)
+        .execute(&pool)
+        .await
+        .context("announcing the migrated reference data")?;
     Ok(pool)
 }
 

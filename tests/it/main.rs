@@ -16,6 +16,7 @@ mod ids;
 mod pcstd;
 mod projector;
 mod reference;
+mod reference_cache;
 mod replay;
 mod rm_events;
 mod seed;

@@ -1,6 +1,9 @@
 //! Reading Delius reference rows (office locations, disposal types…) for decisions, from
 //! PostgreSQL or, on the embedded default, from the in-memory tables and the national codes
-//! of the migration.
+//! of the migration. On PostgreSQL the reference tables are answered from in-memory copies
+//! where they can be ([`cache`]), the rest in grouped queries ([`LookupBatcher`]).
+
+pub mod cache;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -24,6 +27,11 @@ pub async fn row(
     let table = identifier(table).map_err(|e| sqlx::Error::Protocol(e.to_string()))?;
     match &engine.backend {
         Backend::Postgres(pool) => {
+            if let Some(cache) = engine.reference_cache() {
+                if let Some(rows) = cache.rows_where(table, "code", &[code.to_string()]).await? {
+                    return Ok(rows.into_iter().next());
+                }
+            }
             let row = sqlx::query(&format!(
                 "SELECT to_jsonb(t) FROM delius.\"{table}\" t WHERE code = $1"
             ))
@@ -89,6 +97,14 @@ pub async fn rows_where(
     let column = identifier(column).map_err(|e| sqlx::Error::Protocol(e.to_string()))?;
     match &engine.backend {
         Backend::Postgres(pool) => {
+            if let Some(cache) = engine.reference_cache() {
+                if let Some(rows) = cache
+                    .rows_where(table, column, &[value.to_string()])
+                    .await?
+                {
+                    return Ok(rows);
+                }
+            }
             let key = key_column(table);
             let rows: Vec<Value> = sqlx::query_scalar(&format!(
                 // The text value is coerced to the column's own type (a constant for the
@@ -160,13 +176,37 @@ pub async fn lookup_many(engine: &Engine, lookups: &[Lookup<'_>]) -> Result<Foun
                 .iter()
                 .map(OwnedLookup::checked)
                 .collect::<Result<Vec<_>, _>>()?;
-            if owned.iter().all(|l| l.values.is_empty()) {
+            // What the in-memory copies answer; the rest goes to the database.
+            let mut asked = Vec::new();
+            for (lookup, rows) in owned.into_iter().zip(found.iter_mut()) {
+                if lookup.values.is_empty() {
+                    continue;
+                }
+                let cached = match engine.reference_cache() {
+                    Some(cache) => {
+                        cache
+                            .rows_where(&lookup.table, &lookup.column, &lookup.values)
+                            .await?
+                    }
+                    None => None,
+                };
+                match cached {
+                    Some(answer) => *rows = answer,
+                    None => asked.push((rows, lookup)),
+                }
+            }
+            if asked.is_empty() {
                 return Ok(found);
             }
-            match engine.lookups() {
-                Some(batcher) => batcher.call(owned).await,
-                None => query_lookups(pool, &owned).await,
+            let (slots, owned): (Vec<_>, Vec<_>) = asked.into_iter().unzip();
+            let answers = match engine.lookups() {
+                Some(batcher) => batcher.call(owned).await?,
+                None => query_lookups(pool, &owned).await?,
+            };
+            for (slot, answer) in slots.into_iter().zip(answers) {
+                *slot = answer;
             }
+            Ok(found)
         }
         Backend::Memory { .. } => {
             for (lookup, rows) in lookups.iter().zip(found.iter_mut()) {
@@ -209,7 +249,7 @@ impl OwnedLookup {
 }
 
 /// The key column of a `delius` table (`code` for tables the registry does not name).
-fn key_column(table: &str) -> &'static str {
+pub(crate) fn key_column(table: &str) -> &'static str {
     projections::rows::table(table).map_or("code", |t| t.key)
 }
 
