@@ -48,6 +48,9 @@ struct Copy {
     epoch: u64,
     /// In key order; `None` when the table has more than [`MAX_ROWS`] rows.
     rows: Option<Arc<Vec<Row>>>,
+    /// The table's `text` and `varchar` columns: the only ones compared here (any other type
+    /// — a date, a number — the database compares by its own rules).
+    text_columns: std::collections::HashSet<String>,
     /// Per column: the positions of the rows holding each text value (built on first use);
     /// `None` for a column holding anything but text or null.
     columns: Mutex<HashMap<String, Option<ColumnIndex>>>,
@@ -160,9 +163,18 @@ impl ReferenceCache {
                 _ => None,
             })
             .collect();
+        let text_columns: Vec<String> = sqlx::query_scalar(
+            "SELECT column_name::text FROM information_schema.columns \
+             WHERE table_schema = 'delius' AND table_name = $1 \
+             AND data_type IN ('text', 'character varying')",
+        )
+        .bind(table)
+        .fetch_all(&self.pool)
+        .await?;
         let copy = Arc::new(Copy {
             epoch,
             rows: (rows.len() <= MAX_ROWS).then(|| Arc::new(rows)),
+            text_columns: text_columns.into_iter().collect(),
             columns: Mutex::new(HashMap::new()),
         });
         if let Ok(mut tables) = self.tables.lock() {
@@ -180,11 +192,10 @@ impl ReferenceCache {
 }
 
 impl Copy {
-    /// The index of `column` over `rows` (built once per copy); `None` for a column holding
-    /// anything but text or null, which the database compares by its own type.
+    /// The index of `column` over `rows` (built once per copy); `None` for a column that is
+    /// not text (or that the table lacks), which the database answers (or refuses).
     fn column(&self, rows: &[Row], column: &str) -> Option<ColumnIndex> {
-        // A column no row has (or a table with no rows): the database's answer, or error.
-        if !rows.first()?.contains_key(column) {
+        if !self.text_columns.contains(column) {
             return None;
         }
         let mut columns = self.columns.lock().ok()?;

@@ -143,12 +143,21 @@ async fn cached_lookups_answer_as_the_database_does(pool: PgPool) {
         );
         assert!(!cache.is_empty(), "{table}.{column} = {value}");
     }
-    // A column the table does not have is the database's error, not an empty answer.
+    // A column the table does not have, or one of another type (an array here), is the
+    // database's to answer: here its error, not an empty answer.
     assert!(
         reference::rows_where(&cached, "pdu", "no_such_column", "N07")
             .await
             .is_err()
     );
+    let team_codes = |engine| async move {
+        reference::rows_where(engine, "staff", "team_codes", "N07T01")
+            .await
+            .map_err(|e| e.to_string())
+    };
+    let from_database = team_codes(&database).await;
+    assert!(from_database.is_err(), "{from_database:?}");
+    assert_eq!(team_codes(&cached).await, from_database);
     database.shutdown().await;
     cached.shutdown().await;
 }
