@@ -40,6 +40,16 @@ pub async fn readiness(State(state): State<AppState>) -> (StatusCode, Json<Value
         "transactionId": checkpoint.transaction_id,
         "globalPosition": checkpoint.global_position,
     });
+    // Degraded, not down: without its listener the cache answers nothing and every lookup
+    // goes to the database, as before the cache.
+    let reference_cache = match state.engine.reference_cache() {
+        Some(cache) if cache.is_listening() => json!({"status": "UP"}),
+        Some(_) => json!({
+            "status": "DEGRADED",
+            "details": "not listening for reference changes: lookups go to the database",
+        }),
+        None => json!({"status": "DISABLED"}),
+    };
     let up = db_up && broker_up;
     let status = if up {
         StatusCode::OK
@@ -50,7 +60,12 @@ pub async fn readiness(State(state): State<AppState>) -> (StatusCode, Json<Value
         status,
         Json(json!({
             "status": if up { "UP" } else { "DOWN" },
-            "components": {"db": db, "broker": broker, "projector": projector},
+            "components": {
+                "db": db,
+                "broker": broker,
+                "projector": projector,
+                "referenceCache": reference_cache,
+            },
         })),
     )
 }

@@ -168,7 +168,8 @@ mod health_docs {
     )]
     pub async fn liveness() {}
 
-    /// Database and broker reachable, projector position.
+    /// Database and broker reachable, projector position, whether the reference cache is
+    /// listening (`DEGRADED` when not: lookups go to the database, still ready).
     #[utoipa::path(
         get, path = "/health/readiness", tag = "health", security(()),
         responses(

@@ -46,15 +46,54 @@ async fn ready_when_database_and_broker_are_up(pool: PgPool) {
     let broker = Broker::start(amqp_url(), stopped);
     wait_connected(&broker).await;
     let state = AppState {
-        engine: Arc::new(engine(pool)),
+        engine: Arc::new(engine(pool.clone())),
         broker: Some(broker),
         auth: crate::auth::auth(),
         dead_letters: None,
     };
-    let (status, body) = get(state.clone(), "/health/readiness").await;
+    // The reference cache's listener connects on its own: until then it reads DEGRADED.
+    let started = std::time::Instant::now();
+    let (status, body) = loop {
+        let (status, body) = get(state.clone(), "/health/readiness").await;
+        if body["components"]["referenceCache"]["status"] == "UP"
+            || started.elapsed() > std::time::Duration::from_secs(10)
+        {
+            break (status, body);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["components"]["db"]["status"], "UP");
     assert_eq!(body["components"]["broker"]["status"], "UP");
+    assert_eq!(body["components"]["referenceCache"]["status"], "UP");
+
+    // Its listener's connection lost: degraded, still ready (lookups go to the database).
+    let killed: i64 = sqlx::query_scalar(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+         WHERE datname = current_database() AND query LIKE 'LISTEN%'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(killed, 1);
+    let started = std::time::Instant::now();
+    let (status, body) = loop {
+        let (status, body) = get(state.clone(), "/health/readiness").await;
+        if body["components"]["referenceCache"]["status"] == "DEGRADED"
+            || started.elapsed() > std::time::Duration::from_secs(10)
+        {
+            break (status, body);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    };
+    assert_eq!(
+        body["components"]["referenceCache"]["status"], "DEGRADED",
+        "{body}"
+    );
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (StatusCode::OK, Some("UP"))
+    );
     let (status, body) = get(state.clone(), "/health/liveness").await;
     assert_eq!(
         (status, body["status"].as_str()),
@@ -81,6 +120,7 @@ async fn not_ready_without_the_broker() {
     assert_eq!(body["status"], "DOWN");
     assert_eq!(body["components"]["broker"]["status"], "DOWN");
     assert_eq!(body["components"]["db"]["status"], "UP");
+    assert_eq!(body["components"]["referenceCache"]["status"], "DISABLED");
 }
 
 #[tokio::test]
