@@ -213,6 +213,8 @@ pub struct Unit<'b> {
     bus: &'b CommandBus,
     metadata: &'b Metadata,
     staged: Vec<Staged>,
+    /// What [`Unit::preload`] was given: (type, id, `Result<(A, usize), CommandOutcome>`).
+    preloaded: Vec<(&'static str, String, Box<dyn std::any::Any + Send + Sync>)>,
 }
 
 struct Staged {
@@ -267,16 +269,22 @@ impl Unit<'_> {
                     Err(_) => self.bus.load::<A>(aggregate_id).await?,
                 }
             }
-            None => match self.bus.load_for::<A>(self.metadata, aggregate_id).await? {
-                Err(outcome) => {
-                    return Ok(UnitDecision {
-                        reply: outcome.reply,
-                        events: Vec::new(),
-                        duplicate: true,
-                    })
+            None => {
+                let loaded = match self.take_preloaded::<A>(aggregate_id) {
+                    Some(loaded) => loaded,
+                    None => self.bus.load_for::<A>(self.metadata, aggregate_id).await?,
+                };
+                match loaded {
+                    Err(outcome) => {
+                        return Ok(UnitDecision {
+                            reply: outcome.reply,
+                            events: Vec::new(),
+                            duplicate: true,
+                        })
+                    }
+                    Ok(loaded) => loaded,
                 }
-                Ok(loaded) => loaded,
-            },
+            }
         };
         let decided = self
             .bus
@@ -306,6 +314,36 @@ impl Unit<'_> {
             }),
         }
         Ok(decision)
+    }
+
+    /// Hands the unit what [`CommandBus::load_for`] answered for this unit's message and
+    /// aggregate `A` `aggregate_id` before the unit began, so that its command is decided on
+    /// it instead of reading the stream again. A state that moved on meanwhile is caught at
+    /// commit like any other (the expected sequence conflicts, and the caller plans a new unit
+    /// from fresh state); a recorded outcome never stops being recorded.
+    pub fn preload<A: Routed>(
+        &mut self,
+        aggregate_id: &str,
+        loaded: Result<(A, usize), CommandOutcome>,
+    ) {
+        self.preloaded
+            .push((A::TYPE, aggregate_id.to_string(), Box::new(loaded)));
+    }
+
+    fn take_preloaded<A: Routed>(
+        &mut self,
+        aggregate_id: &str,
+    ) -> Option<Result<(A, usize), CommandOutcome>> {
+        let at = self
+            .preloaded
+            .iter()
+            .position(|(t, id, _)| *t == A::TYPE && id == aggregate_id)?;
+        let (_, _, loaded) = self.preloaded.swap_remove(at);
+        match loaded.downcast::<Result<(A, usize), CommandOutcome>>() {
+            Ok(loaded) => Some(*loaded),
+            // The type tag matched, so this cannot happen; the unit reads the stream instead.
+            Err(_) => None,
+        }
     }
 
     /// Appends every staged command in one transaction.
@@ -369,7 +407,8 @@ impl std::fmt::Debug for CommandBus {
 
 /// An aggregate loaded for a command: its state and sequence, or (`Err`) the outcome already
 /// recorded for the command's message on it (a redelivery).
-type Loaded<A> = Result<Result<(A, usize), CommandOutcome>, StoreError>;
+/// What [`CommandBus::load_for`] answers.
+pub type Loaded<A> = Result<Result<(A, usize), CommandOutcome>, StoreError>;
 
 impl CommandBus {
     /// A bus writing to `log`, deciding with `services`, waking `wake` after every append.
@@ -485,6 +524,7 @@ impl CommandBus {
             bus: self,
             metadata,
             staged: Vec::new(),
+            preloaded: Vec::new(),
         }
     }
 
@@ -540,7 +580,7 @@ impl CommandBus {
 
     /// The outcome recorded for this message on the aggregate (`Err`: a redelivery), else the
     /// aggregate rebuilt with its sequence; one round trip on PostgreSQL.
-    async fn load_for<A: Routed>(&self, metadata: &Metadata, aggregate_id: &str) -> Loaded<A> {
+    pub async fn load_for<A: Routed>(&self, metadata: &Metadata, aggregate_id: &str) -> Loaded<A> {
         match &self.log {
             EventLog::Postgres(log) => {
                 match log

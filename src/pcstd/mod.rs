@@ -114,6 +114,11 @@ struct Person {
     custodies: Vec<ActiveCustody>,
 }
 
+/// A custody stream as read for a message ([`CommandBus::load_for`](crate::bus::CommandBus::load_for)).
+type LoadedCustody = (i64, Result<(Custody, usize), crate::store::CommandOutcome>);
+/// The POM allocation stream, likewise.
+type LoadedPom = Result<(PomAllocation, usize), crate::store::CommandOutcome>;
+
 struct ActiveCustody {
     custody_id: i64,
     event_id: i64,
@@ -199,12 +204,6 @@ impl PrisonCustodyStatus {
                     return Ok(ignored(not_applicable.name(), props));
                 }
             };
-        let person = match self.person(&movement.noms_number).await? {
-            Ok(person) => person,
-            Err(name) => return Ok(ignored(name, props)),
-        };
-        props.insert("crn".into(), person.crn.clone());
-        let reference = self.reference(&movement, &person).await?;
         let metadata = Metadata {
             message_id: envelope.message_id.clone(),
             correlation_id: envelope.message_id.clone(),
@@ -213,8 +212,14 @@ impl PrisonCustodyStatus {
             actor: SERVICE_USER.into(),
             received_at,
         };
+        let (person, loaded) = match self.person(&movement.noms_number, &metadata).await? {
+            Ok(person) => person,
+            Err(name) => return Ok(ignored(name, props)),
+        };
+        props.insert("crn".into(), person.crn.clone());
+        let reference = self.reference(&movement, &person).await?;
         let (summaries, pom) = self
-            .apply(&movement, &resolved, &person, &reference, &metadata)
+            .apply(&movement, &resolved, &person, loaded, &reference, &metadata)
             .await?;
         Ok(outcome(&summaries, pom, props))
     }
@@ -262,7 +267,15 @@ impl PrisonCustodyStatus {
 
     /// The person with this NOMS number and their active custodial events; `Err(name)` is
     /// the ignorable outcome when there is no single person or no active custody.
-    async fn person(&self, noms: &str) -> Result<Result<Person, &'static str>, HandlerOutcome> {
+    ///
+    /// Each custody is read as the unit will need it (`load_for` this message): those reads
+    /// are handed to the first unit ([`Unit::preload`](crate::bus::Unit::preload)) so that it
+    /// does not read the streams again.
+    async fn person(
+        &self,
+        noms: &str,
+        metadata: &Metadata,
+    ) -> Result<Result<(Person, Vec<LoadedCustody>), &'static str>, HandlerOutcome> {
         let db = |e: sqlx::Error| HandlerOutcome::failed(e.to_string());
         let people: Vec<_> = reference::rows_where(&self.engine, "offender", "noms_number", noms)
             .await
@@ -287,6 +300,7 @@ impl PrisonCustodyStatus {
             return Ok(Err("MissingNomsNumber"));
         };
         let mut custodies = Vec::new();
+        let mut loaded = Vec::new();
         for event in baseline.events.iter().filter(|e| e.active) {
             let Some(disposal) = event.disposal.as_ref().filter(|d| {
                 d.active && matches!(d.sentence_type.as_deref(), Some("SC") | Some("NC"))
@@ -305,13 +319,21 @@ impl PrisonCustodyStatus {
                 let Some(custody_id) = reference::int(&row, "custody_id") else {
                     continue;
                 };
-                let (custody, _) = self
-                    .engine
-                    .bus
-                    .load::<Custody>(&custody_id.to_string())
+                let failed = |e: crate::store::StoreError| HandlerOutcome::failed(e.to_string());
+                let id = custody_id.to_string();
+                let bus = &self.engine.bus;
+                let for_unit = bus
+                    .load_for::<Custody>(metadata, &id)
                     .await
-                    .map_err(|e| HandlerOutcome::failed(e.to_string()))?;
-                let Some(current) = custody.current else {
+                    .map_err(failed)?;
+                // A redelivery: the unit answers the recorded outcome; the state is read on
+                // its own for the rules below.
+                let current = match &for_unit {
+                    Ok((custody, _)) => custody.current.clone(),
+                    Err(_) => bus.load::<Custody>(&id).await.map_err(failed)?.0.current,
+                };
+                loaded.push((custody_id, for_unit));
+                let Some(current) = current else {
                     continue;
                 };
                 if status::is_terminated(&current.custodial_status_code) {
@@ -332,17 +354,20 @@ impl PrisonCustodyStatus {
         if custodies.is_empty() {
             return Ok(Err("NoActiveCustodialEvent"));
         }
-        Ok(Ok(Person {
-            crn,
-            offender_id: baseline.person.offender_id,
-            community_manager: baseline.community_manager.map(|m| ManagerFacts {
-                offender_manager_id: m.offender_manager_id,
-                staff_code: m.staff_code,
-                team_code: m.team_code,
-                probation_area_code: m.probation_area_code,
-            }),
-            custodies,
-        }))
+        Ok(Ok((
+            Person {
+                crn,
+                offender_id: baseline.person.offender_id,
+                community_manager: baseline.community_manager.map(|m| ManagerFacts {
+                    offender_manager_id: m.offender_manager_id,
+                    staff_code: m.staff_code,
+                    team_code: m.team_code,
+                    probation_area_code: m.probation_area_code,
+                }),
+                custodies,
+            },
+            loaded,
+        )))
     }
 
     /// The reference data the rules read for this movement, in two round trips: the
@@ -475,14 +500,20 @@ impl PrisonCustodyStatus {
         &self,
         crn: &str,
         area: &str,
-    ) -> Result<BTreeMap<String, String>, HandlerOutcome> {
+        metadata: &Metadata,
+    ) -> Result<(BTreeMap<String, String>, LoadedPom), HandlerOutcome> {
         let db = |e: sqlx::Error| HandlerOutcome::failed(e.to_string());
-        let (pom, _) = self
+        // Read as the unit will need it (`load_for` this message), and handed to it.
+        let loaded = self
             .engine
             .bus
-            .load::<PomAllocation>(crn)
+            .load_for::<PomAllocation>(metadata, crn)
             .await
             .map_err(|e| HandlerOutcome::failed(e.to_string()))?;
+        let Ok((pom, _)) = &loaded else {
+            // A redelivery: the unit answers the recorded outcome without deciding.
+            return Ok((BTreeMap::new(), loaded));
+        };
         let mut wanted: BTreeSet<(&str, String)> = BTreeSet::new();
         for manager in pom.current.iter().flat_map(|c| c.prison_managers.iter()) {
             wanted.insert(("probation_area", manager.probation_area_code.clone()));
@@ -517,7 +548,7 @@ impl PrisonCustodyStatus {
                 names.insert(format!("{table}/{code}"), name);
             }
         }
-        Ok(names)
+        Ok((names, loaded))
     }
 
     /// Decides every command of the message in one unit and commits it, planning again on a
@@ -527,14 +558,21 @@ impl PrisonCustodyStatus {
         movement: &Movement,
         resolved: &Resolved,
         person: &Person,
+        loaded: Vec<LoadedCustody>,
         (prison, reference): &(Option<Institution>, MovementReference),
         metadata: &Metadata,
     ) -> Result<(Vec<(i64, MovementSummary)>, Option<String>), HandlerOutcome> {
         let bus = &self.engine.bus;
         let mut attempt = 0;
+        // The streams `person` read go to the first unit only: a unit planned again after a
+        // conflict reads them afresh.
+        let mut loaded = Some(loaded);
         loop {
             attempt += 1;
             let mut unit = bus.unit(metadata);
+            for (custody_id, custody) in loaded.take().into_iter().flatten() {
+                unit.preload::<Custody>(&custody_id.to_string(), custody);
+            }
             let mut summaries = Vec::new();
             for custody in &person.custodies {
                 let command = CustodyCommand::RecordMovement(Box::new(RecordMovement {
@@ -569,12 +607,14 @@ impl PrisonCustodyStatus {
                     .zip(&summaries)
                     .find(|(_, (_, s))| s.pom_area_code.is_some())
                     .map(|(c, _)| c.event_id);
+                let (names, pom_loaded) = self.pom_names(&person.crn, &area, metadata).await?;
+                unit.preload::<PomAllocation>(&person.crn, pom_loaded);
                 let command = PomCommand::AutoAllocate(Box::new(AutoAllocate {
                     offender_id: person.offender_id,
                     event_id,
                     probation_area_code: area.clone(),
                     allocation_date: movement.occurred_at,
-                    names: self.pom_names(&person.crn, &area).await?,
+                    names,
                 }));
                 let decision = unit
                     .execute::<PomAllocation>(

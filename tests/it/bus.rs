@@ -275,6 +275,53 @@ async fn a_unit_is_all_or_nothing(engine: Engine) {
         outcomes[0].command_type,
         "RecordCaseBaseline+RecordCaseBaseline"
     );
+
+    // A stream read before the unit began (as `load_for` answers it) is decided on without
+    // reading it again; if it moved on meanwhile, the commit conflicts rather than writing
+    // over the change.
+    let m4 = metadata("u-4");
+    let read_before = bus.load_for::<Case>(&m4, "A000004").await.unwrap();
+    bus.execute::<Case>(
+        "A000004",
+        baseline_for("A000004", 4, "Meanwhile"),
+        &metadata("other-4"),
+    )
+    .await
+    .unwrap();
+    let mut unit = bus.unit(&m4);
+    unit.preload::<Case>("A000004", read_before);
+    let decision = unit
+        .execute::<Case>("A000004", baseline_for("A000004", 4, "Late"))
+        .await
+        .unwrap();
+    assert_eq!(decision.events.len(), 1, "decided on the state read before");
+    assert!(matches!(
+        unit.commit().await,
+        Err(delius_bridge::bus::UnitError::Conflict)
+    ));
+    // Read fresh, the same command commits.
+    let mut unit = bus.unit(&m4);
+    unit.preload::<Case>(
+        "A000004",
+        bus.load_for::<Case>(&m4, "A000004").await.unwrap(),
+    );
+    unit.execute::<Case>("A000004", baseline_for("A000004", 4, "Late"))
+        .await
+        .unwrap();
+    assert_eq!(unit.commit().await.unwrap().len(), 1);
+    let (case, _) = bus.load::<Case>("A000004").await.unwrap();
+    assert_eq!(case.baseline.unwrap().person.surname, "Late");
+    // A message already recorded, preloaded as such: a duplicate, nothing staged.
+    let mut unit = bus.unit(&m4);
+    let recorded = bus.load_for::<Case>(&m4, "A000004").await.unwrap();
+    assert!(recorded.is_err(), "m4 is recorded on A000004");
+    unit.preload::<Case>("A000004", recorded);
+    let decision = unit
+        .execute::<Case>("A000004", baseline_for("A000004", 4, "Again"))
+        .await
+        .unwrap();
+    assert!(decision.duplicate && decision.events.is_empty());
+    assert!(unit.commit().await.unwrap().is_empty());
     engine.shutdown().await;
 }
 
