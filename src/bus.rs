@@ -406,8 +406,8 @@ impl std::fmt::Debug for CommandBus {
 }
 
 /// An aggregate loaded for a command: its state and sequence, or (`Err`) the outcome already
-/// recorded for the command's message on it (a redelivery).
-/// What [`CommandBus::load_for`] answers.
+/// recorded for the command's message on it (a redelivery): what [`CommandBus::load_for`]
+/// answers.
 pub type Loaded<A> = Result<Result<(A, usize), CommandOutcome>, StoreError>;
 
 impl CommandBus {

@@ -149,7 +149,7 @@ impl Engine {
     }
 
     /// This engine with every reference lookup going to the database, none to in-memory
-    /// copies (tests compare the two).
+    /// copies (tests compare the two). The cache's listener idles until shutdown.
     pub fn without_reference_cache(mut self) -> Self {
         self.reference_cache = None;
         self

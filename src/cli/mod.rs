@@ -47,9 +47,7 @@ pub async fn migrated_pool(
         .await
         .context("running migrations")?;
     // A migration may have changed national codes: running processes drop their copies.
-    sqlx::query("SELECT pg_notify($1, '')")
-        .bind(projections::postgres::REFERENCE_CHANNEL)
-        .execute(&pool)
+    projections::postgres::notify_reference_change(&mut *pool.acquire().await?)
         .await
         .context("announcing the migrated reference data")?;
     Ok(pool)

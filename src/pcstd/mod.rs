@@ -332,13 +332,14 @@ impl PrisonCustodyStatus {
                     Ok((custody, _)) => custody.current.clone(),
                     Err(_) => bus.load::<Custody>(&id).await.map_err(failed)?.0.current,
                 };
-                loaded.push((custody_id, for_unit));
                 let Some(current) = current else {
                     continue;
                 };
                 if status::is_terminated(&current.custodial_status_code) {
                     continue;
                 }
+                // Only the custodies the unit will decide on.
+                loaded.push((custody_id, for_unit));
                 custodies.push(ActiveCustody {
                     custody_id,
                     event_id: event.event_id,

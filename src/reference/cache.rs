@@ -149,20 +149,7 @@ impl ReferenceCache {
         // Read after the epoch: a change committed meanwhile moves the epoch past this copy's.
         let epoch = self.epoch.current();
         let table = identifier(table).map_err(|e| sqlx::Error::Protocol(e.to_string()))?;
-        let key = super::key_column(table);
-        let rows: Vec<Value> = sqlx::query_scalar(&format!(
-            "SELECT to_jsonb(t) FROM delius.\"{table}\" t ORDER BY t.\"{key}\" LIMIT {}",
-            MAX_ROWS + 1
-        ))
-        .fetch_all(&self.pool)
-        .await?;
-        let rows: Vec<Row> = rows
-            .into_iter()
-            .filter_map(|v| match v {
-                Value::Object(map) => Some(map),
-                _ => None,
-            })
-            .collect();
+        let rows = super::rows_in_key_order(&self.pool, table, Some(MAX_ROWS + 1)).await?;
         let text_columns: Vec<String> = sqlx::query_scalar(
             "SELECT column_name::text FROM information_schema.columns \
              WHERE table_schema = 'delius' AND table_name = $1 \

@@ -408,21 +408,7 @@ pub async fn all_rows(
 ) -> Result<Vec<Map<String, Value>>, sqlx::Error> {
     let table = identifier(table).map_err(|e| sqlx::Error::Protocol(e.to_string()))?;
     match &engine.backend {
-        Backend::Postgres(pool) => {
-            let key = key_column(table);
-            let rows: Vec<Value> = sqlx::query_scalar(&format!(
-                "SELECT to_jsonb(t) FROM delius.\"{table}\" t ORDER BY t.\"{key}\""
-            ))
-            .fetch_all(pool)
-            .await?;
-            Ok(rows
-                .into_iter()
-                .filter_map(|v| match v {
-                    Value::Object(map) => Some(map),
-                    _ => None,
-                })
-                .collect())
-        }
+        Backend::Postgres(pool) => rows_in_key_order(pool, table, None).await,
         Backend::Memory { tables, .. } => Ok(tables
             .read()
             .map(|t| {
@@ -433,6 +419,29 @@ pub async fn all_rows(
             })
             .unwrap_or_default()),
     }
+}
+
+/// The rows of `delius` table `table` (an identifier already checked), in key order, the
+/// first `limit` of them if given.
+pub(crate) async fn rows_in_key_order(
+    pool: &PgPool,
+    table: &str,
+    limit: Option<usize>,
+) -> Result<Vec<Map<String, Value>>, sqlx::Error> {
+    let key = key_column(table);
+    let limit = limit.map_or_else(String::new, |n| format!(" LIMIT {n}"));
+    let rows: Vec<Value> = sqlx::query_scalar(&format!(
+        "SELECT to_jsonb(t) FROM delius.\"{table}\" t ORDER BY t.\"{key}\"{limit}"
+    ))
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|v| match v {
+            Value::Object(map) => Some(map),
+            _ => None,
+        })
+        .collect())
 }
 
 /// A JSON value as PostgreSQL's `::text` would print it.
