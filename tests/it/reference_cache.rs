@@ -267,6 +267,21 @@ async fn reference_changes_and_replay_swaps_are_announced(pool: PgPool) {
     engine.shutdown().await;
 }
 
+#[sqlx::test(migrator = "delius_bridge::engine::MIGRATOR")]
+async fn running_the_migrations_is_announced(pool: PgPool) {
+    let mut listener = PgListener::connect_with(&pool).await.unwrap();
+    listener.listen(REFERENCE_CHANNEL).await.unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_delius-bridge"))
+        .arg("migrate")
+        .env("DATABASE_URL", crate::replay::database_url(&pool))
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    // A migration may change national codes: running processes drop their copies.
+    assert_eq!(drain(&mut listener).await, 1);
+}
+
 /// How many notifications arrive until none has for 300 ms.
 async fn drain(listener: &mut PgListener) -> usize {
     let mut count = 0;
