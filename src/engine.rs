@@ -165,16 +165,20 @@ impl Engine {
         *self.progress.borrow()
     }
 
-    /// Waits until the Delius rows written by `outcome` are visible (read-your-writes).
+    /// Waits until the Delius rows written by `outcome` are visible (read-your-writes);
+    /// the wait is recorded in [`crate::metrics::PROJECTION_WAIT_SECONDS`].
     pub async fn wait_for_projection(
         &self,
         outcome: &CommandOutcome,
         timeout: Duration,
     ) -> Result<(), WaitError> {
-        match outcome.checkpoint() {
-            Some(target) => self.wait_for_checkpoint(target, timeout).await,
-            None => Ok(()),
-        }
+        let Some(target) = outcome.checkpoint() else {
+            return Ok(());
+        };
+        let started = std::time::Instant::now();
+        let waited = self.wait_for_checkpoint(target, timeout).await;
+        crate::metrics::record_projection_wait(waited.is_ok(), started.elapsed());
+        waited
     }
 
     /// Waits until the projector has passed `target`.

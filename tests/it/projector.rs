@@ -118,10 +118,24 @@ async fn concurrent_writers_are_projected_exactly_once(pool: PgPool) {
     std::sync::Arc::into_inner(engine).unwrap().shutdown().await;
 }
 
+/// How many read-your-writes waits with `outcome` the process's metrics have recorded.
+fn projection_waits(outcome: &str) -> u64 {
+    let prefix = format!(
+        "{}_count{{outcome=\"{outcome}\"}}",
+        delius_bridge::metrics::PROJECTION_WAIT_SECONDS
+    );
+    delius_bridge::metrics::render()
+        .lines()
+        .find_map(|line| line.strip_prefix(&prefix)?.trim().parse::<f64>().ok())
+        .unwrap_or(0.0) as u64
+}
+
 /// An event whose transaction is still open when later events commit is not skipped: the
 /// projector stops below the oldest in-flight transaction and projects it once it commits.
+/// The waits are recorded in the read-your-writes histogram, a timeout as such.
 #[sqlx::test(migrator = "delius_bridge::engine::MIGRATOR")]
 async fn the_projector_never_passes_an_in_flight_transaction(pool: PgPool) {
+    delius_bridge::metrics::install();
     let engine = engine(pool.clone());
     let payload = serde_json::json!({"ReferenceEntryRecorded": {"entry": {
         "table": "team", "code": "SLOW", "description": "slow writer", "probation_area_code": "N07"}}});
@@ -151,12 +165,17 @@ async fn the_projector_never_passes_an_in_flight_transaction(pool: PgPool) {
         .await
         .unwrap();
     assert!(fast.events[0].global_position > slow_position);
+    let (timeouts, reached) = (projection_waits("timeout"), projection_waits("reached"));
     let waited = engine
         .wait_for_projection(&fast, Duration::from_millis(300))
         .await;
     assert!(
         waited.is_err(),
         "the projector must wait for the older, open transaction"
+    );
+    assert!(
+        projection_waits("timeout") > timeouts,
+        "a timeout is recorded"
     );
     let fast_row: Option<String> =
         sqlx::query_scalar("SELECT description FROM delius.team WHERE code = 'FAST'")
@@ -170,6 +189,10 @@ async fn the_projector_never_passes_an_in_flight_transaction(pool: PgPool) {
         .wait_for_projection(&fast, Duration::from_secs(10))
         .await
         .expect("both are projected once the slow writer commits");
+    assert!(
+        projection_waits("reached") > reached,
+        "a reached wait is recorded"
+    );
     let codes: Vec<String> = sqlx::query_scalar(
         "SELECT code FROM delius.team WHERE code IN ('SLOW', 'FAST') ORDER BY code",
     )
