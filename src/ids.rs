@@ -52,6 +52,14 @@ impl PgIds {
         }
     }
 
+    /// How many ids of `sequence` this allocator holds in memory.
+    pub fn held(&self, sequence: IdSequence) -> Result<usize, IdError> {
+        Ok(self
+            .lock()?
+            .get(&sequence)
+            .map_or(0, |cached| cached.ids.len()))
+    }
+
     fn lock(&self) -> Result<MutexGuard<'_, BTreeMap<IdSequence, Cached>>, IdError> {
         self.cached
             .lock()
