@@ -511,7 +511,12 @@ async fn rebuild(
         let (Some(encoded), Some(next)) = (staged, next) else {
             break;
         };
-        in_flight.push_back((writer.write(encoded, next, count)?, count));
+        match writer.write(encoded, next, count) {
+            Ok(written) => in_flight.push_back((written, count)),
+            // The writer stops after a batch fails: that batch's error, not the closed queue,
+            // is why the rebuild stopped.
+            Err(stopped) => return Err(first_failure(in_flight).await.unwrap_or(stopped)),
+        }
         checkpoint = next;
     }
     progress.phase("indexes");
@@ -560,6 +565,17 @@ async fn rebuild(
         elapsed: started.elapsed(),
         timings,
     })
+}
+
+/// The first error among batches handed to a writer that has stopped, in the order they were
+/// handed (the writer stops at its first failed batch and answers none after it).
+async fn first_failure(in_flight: VecDeque<(Written, u64)>) -> Option<ReplayError> {
+    for (batch, _) in in_flight {
+        if let Ok(Err(error)) = batch.await {
+            return Some(error.into());
+        }
+    }
+    None
 }
 
 /// Batches of the log read ahead by a task of their own: each with the time its read took.
@@ -953,4 +969,34 @@ async fn swap(
     .await?;
     tx.commit().await?;
     Ok((checkpoint, caught_up))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answered(answer: Option<Result<Duration, ProjectionError>>) -> Written {
+        let (done, written) = tokio::sync::oneshot::channel();
+        if let Some(answer) = answer {
+            let _ = done.send(answer);
+        }
+        written
+    }
+
+    #[tokio::test]
+    async fn a_stopped_writer_reports_the_batch_that_failed_not_the_closed_queue() {
+        let in_flight = VecDeque::from([
+            (answered(Some(Ok(Duration::from_millis(1)))), 10),
+            (
+                answered(Some(Err(ProjectionError::Identifier("refused".into())))),
+                10,
+            ),
+            // Dropped unanswered, as the writer leaves the batches behind a failed one.
+            (answered(None), 10),
+        ]);
+        let error = first_failure(in_flight).await.expect("the failed batch");
+        assert_eq!(error.to_string(), "invalid identifier \"refused\"");
+        let none_failed = VecDeque::from([(answered(Some(Ok(Duration::ZERO))), 1)]);
+        assert!(first_failure(none_failed).await.is_none());
+    }
 }
