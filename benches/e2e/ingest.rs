@@ -25,7 +25,7 @@ use crate::figure::Figure;
 use crate::setup::{amqp_url, settle, Service};
 use crate::Options;
 
-/// The service's defaults (`AMQP_PREFETCH`, `AMQP_CONSUMERS`).
+/// The service's defaults (`AMQP_PREFETCH`, `AMQP_CONSUMERS`); `--prefetch` overrides the first.
 const PREFETCH: u16 = 16;
 const CONSUMERS: u16 = 2;
 
@@ -49,21 +49,36 @@ pub async fn run(options: &Options) -> anyhow::Result<Vec<Figure>> {
         .mount(&stub)
         .await;
     let messages = workload.messages(&stub.uri());
-    eprintln!("async: {} messages", messages.len());
+    let prefetch = if options.prefetch == 0 {
+        PREFETCH
+    } else {
+        options.prefetch
+    };
+    eprintln!("async: {} messages, prefetch {prefetch}", messages.len());
     // The machine drifts by ±15 % within minutes and a round is a few seconds per path, so
     // the three paths take turns, round after round, and each figure is its median.
     let (mut reals, mut bares, mut naives) = (Vec::new(), Vec::new(), Vec::new());
     for round in 1..=options.async_rounds {
         let service = Service::start(&workload, "async").await?;
         set_up_referrals(&service, &workload).await?;
-        let real = real_path(&service, &workload, &messages, &stub.uri()).await?;
+        let real = real_path(&service, &messages, &stub.uri(), prefetch).await?;
         service.stop().await;
+        if std::env::var_os("BENCH_METRICS").is_some() {
+            for line in delius_bridge::metrics::render().lines() {
+                if line.starts_with("delius_bridge_")
+                    && !line.contains("_bucket")
+                    && !line.contains("lookup")
+                {
+                    eprintln!("metric {line}");
+                }
+            }
+        }
         let bare =
-            crate::lapin_loop::run("bare", &messages, PREFETCH, CONSUMERS.into(), |_| async {
+            crate::lapin_loop::run("bare", &messages, prefetch, CONSUMERS.into(), |_| async {
                 Ok(())
             })
             .await?;
-        let naive = crate::naive::run(&messages, PREFETCH, CONSUMERS.into()).await?;
+        let naive = crate::naive::run(&messages, prefetch, CONSUMERS.into()).await?;
         eprintln!(
             "async round {round}: real path {real:.1}, bare lapin loop {bare:.1}, \
              naive cqrs-es path {naive:.1} msg/s"
@@ -131,14 +146,13 @@ async fn set_up_referrals(service: &Service, workload: &Workload) -> anyhow::Res
 
 async fn real_path(
     service: &Service,
-    workload: &Workload,
     messages: &[Message],
     stub: &str,
+    prefetch: u16,
 ) -> anyhow::Result<f64> {
-    let _ = workload;
     let args = AmqpArgs {
         prefix: format!("bench-{}-", uuid::Uuid::new_v4().simple()),
-        prefetch: PREFETCH,
+        prefetch,
         consumers: CONSUMERS,
         retry_delays_ms: vec![1_000, 5_000, 30_000],
     };

@@ -57,6 +57,9 @@ pub struct Options {
     /// Rebuilds of the generated log for the replay figure: its rate is their median, its
     /// peak RSS their largest (1 quick, 3 full when 0).
     pub replay_rounds: usize,
+    /// Deliveries each async consumer holds at once (`AMQP_PREFETCH`), the same for the
+    /// service's path, the bare loop and the naive path (the service's default when 0).
+    pub prefetch: u16,
 }
 
 impl Options {
@@ -73,6 +76,7 @@ impl Options {
             replay_events: 0,
             async_rounds: 0,
             replay_rounds: 0,
+            prefetch: 0,
         };
         let mut args = args.peekable();
         while let Some(arg) = args.next() {
@@ -96,6 +100,7 @@ impl Options {
                 "--replay-events" => options.replay_events = value("--replay-events")?.parse()?,
                 "--async-rounds" => options.async_rounds = value("--async-rounds")?.parse()?,
                 "--replay-rounds" => options.replay_rounds = value("--replay-rounds")?.parse()?,
+                "--prefetch" => options.prefetch = value("--prefetch")?.parse()?,
                 // cargo bench passes --bench to harness = false targets.
                 "--bench" => {}
                 other => bail!("unknown argument {other}"),

@@ -135,3 +135,48 @@ async fn unknown_routes_get_a_json_404() {
     assert_eq!(status, StatusCode::NOT_FOUND);
     insta::assert_json_snapshot!("unknown_route", body);
 }
+
+/// The pool's liveness check (`engine::pool_options`): a connection returned less than
+/// `PING_IDLE_AFTER` ago is handed out without a ping, so one that died meanwhile fails one
+/// statement and is then replaced; one idle longer is pinged and replaced unseen.
+#[sqlx::test(migrator = "delius_bridge::engine::MIGRATOR")]
+async fn a_pooled_connection_is_pinged_only_after_a_second_idle(
+    _: sqlx::postgres::PgPoolOptions,
+    connect: sqlx::postgres::PgConnectOptions,
+) {
+    use sqlx::Connection;
+    let pool = delius_bridge::engine::pool_options(1)
+        .connect_with(connect.clone())
+        .await
+        .unwrap();
+    let mut admin = sqlx::PgConnection::connect_with(&connect).await.unwrap();
+    let backend = "SELECT pg_backend_pid()";
+
+    let first: i32 = sqlx::query_scalar(backend).fetch_one(&pool).await.unwrap();
+    kill_idle(&pool, first, &mut admin).await;
+    // Idle for milliseconds: handed out as it is, and its statement fails.
+    let failed = sqlx::query_scalar::<_, i32>(backend).fetch_one(&pool).await;
+    assert!(failed.is_err(), "a dead connection was handed out unpinged");
+    // Its release found it dead and closed it: the next statement gets a new connection.
+    let second: i32 = sqlx::query_scalar(backend).fetch_one(&pool).await.unwrap();
+    assert_ne!(second, first);
+
+    kill_idle(&pool, second, &mut admin).await;
+    tokio::time::sleep(delius_bridge::engine::PING_IDLE_AFTER + Duration::from_millis(200)).await;
+    // Idle for longer: pinged, found dead and replaced before it is handed out.
+    let third: i32 = sqlx::query_scalar(backend).fetch_one(&pool).await.unwrap();
+    assert_ne!(third, second);
+}
+
+/// Kills the pool's one connection once it is back in the pool (pinged on its return).
+async fn kill_idle(pool: &PgPool, pid: i32, admin: &mut sqlx::PgConnection) {
+    while pool.num_idle() < 1 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let killed: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1, 5000)")
+        .bind(pid)
+        .fetch_one(admin)
+        .await
+        .unwrap();
+    assert!(killed);
+}
