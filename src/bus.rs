@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use cqrs_es::event_sink::EventSink;
 use cqrs_es::persist::SerializedEvent;
-use cqrs_es::{Aggregate, DomainEvent, EventEnvelope};
+use cqrs_es::{Aggregate, DomainEvent};
 use serde_json::Value;
 use tokio::sync::Notify;
 
@@ -29,6 +29,7 @@ use projections::Metadata;
 use crate::store::postgres::Recorded;
 use crate::store::{
     AppendBatch, AppendError, CommandOutcome, MemEventLog, NewEvent, PgEventLog, StoreError,
+    StoredEvent,
 };
 
 /// An aggregate the bus can route to.
@@ -588,13 +589,13 @@ impl CommandBus {
                     .await?
                 {
                     Recorded::Outcome(outcome) => Ok(Err(outcome)),
-                    Recorded::Events(events) => rehydrate::<A>(events).map(Ok),
+                    Recorded::Events(events) => rehydrate::<A, _>(events).map(Ok),
                 }
             }
             EventLog::Memory(log) => {
                 match log.outcome(&metadata.message_id, A::TYPE, aggregate_id)? {
                     Some(outcome) => Ok(Err(outcome)),
-                    None => rehydrate::<A>(log.load(A::TYPE, aggregate_id)?).map(Ok),
+                    None => rehydrate::<A, _>(log.load(A::TYPE, aggregate_id)?).map(Ok),
                 }
             }
         }
@@ -602,28 +603,47 @@ impl CommandBus {
 
     /// Rebuilds an aggregate from its events (upcast first); returns it with its sequence.
     pub async fn load<A: Routed>(&self, aggregate_id: &str) -> Result<(A, usize), StoreError> {
-        let serialized = match &self.log {
-            EventLog::Postgres(log) => log.load::<A>(aggregate_id).await?,
-            EventLog::Memory(log) => log.load(A::TYPE, aggregate_id)?,
-        };
-        rehydrate::<A>(serialized)
+        match &self.log {
+            EventLog::Postgres(log) => rehydrate::<A, _>(log.load::<A>(aggregate_id).await?),
+            EventLog::Memory(log) => rehydrate::<A, _>(log.load(A::TYPE, aggregate_id)?),
+        }
     }
 }
 
-/// Folds stored events into an aggregate, upcasting each first.
-pub fn rehydrate<A: Aggregate>(events: Vec<SerializedEvent>) -> Result<(A, usize), StoreError> {
+/// Folds stored events into an aggregate, upcasting each first. An event no upcaster applies
+/// to (nearly all) is decoded straight from its stored JSON into the aggregate's event type;
+/// one that is upcast goes through cqrs-es's `SerializedEvent`, the upcasters' form.
+pub fn rehydrate<A: Aggregate, J: projections::Json>(
+    events: Vec<StoredEvent<J>>,
+) -> Result<(A, usize), StoreError> {
     let upcasters = aggregates::upcasters::all();
     let mut aggregate = A::default();
     let mut sequence = 0;
-    for mut event in events {
-        for upcaster in upcasters {
-            if upcaster.can_upcast(&event.event_type, &event.event_version) {
-                event = upcaster.upcast(event);
+    for event in events {
+        let payload: A::Event = if upcasters
+            .iter()
+            .any(|u| u.can_upcast(&event.event_type, &event.event_version))
+        {
+            let mut serialized = SerializedEvent::new(
+                event.aggregate_id,
+                event.sequence,
+                event.aggregate_type,
+                event.event_type,
+                event.event_version,
+                event.payload.to_value()?,
+                Value::Null,
+            );
+            for upcaster in upcasters {
+                if upcaster.can_upcast(&serialized.event_type, &serialized.event_version) {
+                    serialized = upcaster.upcast(serialized);
+                }
             }
-        }
-        let envelope = EventEnvelope::<A>::try_from(event)?;
-        sequence = envelope.sequence;
-        aggregate.apply(envelope.payload);
+            serde_json::from_value(serialized.payload)?
+        } else {
+            event.payload.parse()?
+        };
+        sequence = event.sequence;
+        aggregate.apply(payload);
     }
     Ok((aggregate, sequence))
 }

@@ -6,10 +6,10 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use chrono::Utc;
-use cqrs_es::persist::SerializedEvent;
+
 use projections::{Checkpoint, RecordedEvent};
 
-use super::{AppendBatch, AppendError, CommandOutcome, StoreError, WrittenEvent};
+use super::{AppendBatch, AppendError, CommandOutcome, StoreError, StoredEvent, WrittenEvent};
 
 #[derive(Debug, Default)]
 struct State {
@@ -35,7 +35,11 @@ fn poisoned<T>(_: T) -> StoreError {
 
 impl MemEventLog {
     /// The stored events of one aggregate, in sequence order.
-    pub fn load(&self, aggregate_type: &str, id: &str) -> Result<Vec<SerializedEvent>, StoreError> {
+    pub fn load(
+        &self,
+        aggregate_type: &str,
+        id: &str,
+    ) -> Result<Vec<StoredEvent<serde_json::Value>>, StoreError> {
         let state = self.state.lock().map_err(poisoned)?;
         let key = (aggregate_type.to_string(), id.to_string());
         Ok(state
@@ -46,15 +50,15 @@ impl MemEventLog {
                     .iter()
                     .map(|&i| {
                         let e = &state.events[i];
-                        SerializedEvent::new(
-                            e.aggregate_id.clone(),
-                            e.sequence as usize,
-                            e.aggregate_type.clone(),
-                            e.event_type.clone(),
-                            e.event_version.clone(),
-                            e.payload.clone(),
-                            e.metadata.clone(),
-                        )
+                        StoredEvent {
+                            aggregate_id: e.aggregate_id.clone(),
+                            sequence: e.sequence as usize,
+                            aggregate_type: e.aggregate_type.clone(),
+                            event_type: e.event_type.clone(),
+                            event_version: e.event_version.clone(),
+                            payload: e.payload.clone(),
+                            metadata: e.metadata.clone(),
+                        }
                     })
                     .collect()
             })

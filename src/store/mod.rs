@@ -90,6 +90,21 @@ pub enum AppendError {
     Store(#[from] StoreError),
 }
 
+/// A stored event as the bus folds it into an aggregate: payload and metadata as read (JSON
+/// text from PostgreSQL, a tree from the embedded log), decoded once, straight into the
+/// aggregate's event type ([`crate::bus::rehydrate`]) — not into a `serde_json::Value` tree
+/// first and then from the tree, as cqrs-es's `SerializedEvent` is.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredEvent<J = projections::RawJson> {
+    pub aggregate_id: String,
+    pub aggregate_type: String,
+    pub sequence: usize,
+    pub event_type: String,
+    pub event_version: String,
+    pub payload: J,
+    pub metadata: J,
+}
+
 /// The event log's storage failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

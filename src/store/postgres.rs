@@ -4,19 +4,18 @@
 //! both **grouped**: concurrent callers' loads share one query, their appends one statement.
 //! The tables are postgres-es's (`events`), so its repository reads what this log writes.
 
-use cqrs_es::persist::SerializedEvent;
 use cqrs_es::Aggregate;
 use serde_json::Value;
 use sqlx::{PgPool, Row};
 use tokio::sync::{mpsc, oneshot, Mutex};
 
-use super::{AppendBatch, AppendError, CommandOutcome, StoreError, WrittenEvent};
+use super::{AppendBatch, AppendError, CommandOutcome, StoreError, StoredEvent, WrittenEvent};
 
 /// A message's recorded outcome on an aggregate, or the aggregate's events when there is none.
 #[derive(Debug)]
 pub enum Recorded {
     Outcome(CommandOutcome),
-    Events(Vec<SerializedEvent>),
+    Events(Vec<StoredEvent>),
 }
 
 /// How many appends from concurrent callers one statement may carry.
@@ -69,7 +68,7 @@ impl PgEventLog {
     }
 
     /// The stored events of one aggregate, in sequence order.
-    pub async fn load<A: Aggregate>(&self, id: &str) -> Result<Vec<SerializedEvent>, StoreError> {
+    pub async fn load<A: Aggregate>(&self, id: &str) -> Result<Vec<StoredEvent>, StoreError> {
         match self.load_stream(None, A::TYPE, id).await? {
             Recorded::Events(events) => Ok(events),
             // No message, so no recorded outcome to find.
@@ -265,7 +264,7 @@ async fn read(pool: &PgPool, group: &[Load]) -> Result<Vec<Recorded>, StoreError
         };
         let load = &group[slot];
         if let Recorded::Events(events) = &mut answers[slot] {
-            events.push(SerializedEvent {
+            events.push(StoredEvent {
                 aggregate_id: load.aggregate_id.clone(),
                 sequence: usize::try_from(sequence)
                     .map_err(|e| StoreError::Database(sqlx::Error::Decode(Box::new(e))))?,

@@ -331,6 +331,46 @@ async fn a_log_of_version_1_events_replays_into_the_current_shape(pool: PgPool) 
         .await
         .unwrap();
     assert_eq!((reloaded, reloaded_sequence), (diary, sequence));
+    // A payload neither current nor upcastable does not rehydrate: the load fails (it never
+    // skips the event), on the decoding path and on the upcasting one.
+    let kept: Vec<(i64, String, String)> = sqlx::query_as(
+        "SELECT global_position, event_version, payload::text FROM events \
+         WHERE event_type = 'AppointmentOutcomeRecorded'",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    for version in ["2.0", "1.0"] {
+        sqlx::query(
+            "UPDATE events SET event_version = $1, payload = '{\"NoSuchEvent\": {}}' \
+             WHERE event_type = 'AppointmentOutcomeRecorded'",
+        )
+        .bind(version)
+        .execute(&pool)
+        .await
+        .unwrap();
+        let failed = app
+            .engine
+            .bus
+            .load::<aggregates::diary::Diary>(CRN)
+            .await
+            .expect_err("an undecodable event");
+        assert!(
+            matches!(failed, delius_bridge::store::StoreError::Decode(_)),
+            "{version}: {failed}"
+        );
+    }
+    for (position, version, payload) in kept {
+        sqlx::query(
+            "UPDATE events SET event_version = $2, payload = $3::json WHERE global_position = $1",
+        )
+        .bind(position)
+        .bind(version)
+        .bind(payload)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
     app.finish().await;
 }
 
