@@ -12,7 +12,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cqrs_es::event_sink::EventSink;
-use cqrs_es::persist::SerializedEvent;
 use cqrs_es::{Aggregate, DomainEvent};
 use serde_json::Value;
 use tokio::sync::Notify;
@@ -610,37 +609,26 @@ impl CommandBus {
     }
 }
 
-/// Folds stored events into an aggregate, upcasting each first. An event no upcaster applies
-/// to (nearly all) is decoded straight from its stored JSON into the aggregate's event type;
-/// one that is upcast goes through cqrs-es's `SerializedEvent`, the upcasters' form.
+/// Folds stored events into an aggregate, each decoded once from its stored form straight
+/// into the aggregate's event type, upcast first where an upcaster applies
+/// ([`projections::log::upcast`], shared with the projectors).
 pub fn rehydrate<A: Aggregate, J: projections::Json>(
     events: Vec<StoredEvent<J>>,
 ) -> Result<(A, usize), StoreError> {
-    let upcasters = aggregates::upcasters::all();
     let mut aggregate = A::default();
     let mut sequence = 0;
     for event in events {
-        let payload: A::Event = if upcasters
-            .iter()
-            .any(|u| u.can_upcast(&event.event_type, &event.event_version))
-        {
-            let mut serialized = SerializedEvent::new(
-                event.aggregate_id,
-                event.sequence,
-                event.aggregate_type,
-                event.event_type,
-                event.event_version,
-                event.payload.to_value()?,
-                Value::Null,
-            );
-            for upcaster in upcasters {
-                if upcaster.can_upcast(&serialized.event_type, &serialized.event_version) {
-                    serialized = upcaster.upcast(serialized);
-                }
-            }
-            serde_json::from_value(serialized.payload)?
-        } else {
-            event.payload.parse()?
+        let upcast = projections::log::upcast(
+            &event.aggregate_type,
+            &event.aggregate_id,
+            event.sequence as i64,
+            &event.event_type,
+            &event.event_version,
+            &event.payload,
+        )?;
+        let payload: A::Event = match upcast {
+            Some(upcast) => serde_json::from_value(upcast)?,
+            None => event.payload.parse()?,
         };
         sequence = event.sequence;
         aggregate.apply(payload);

@@ -65,10 +65,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Vec<Figure>> {
         service.stop().await;
         if std::env::var_os("BENCH_METRICS").is_some() {
             for line in delius_bridge::metrics::render().lines() {
-                if line.starts_with("delius_bridge_")
-                    && !line.contains("_bucket")
-                    && !line.contains("lookup")
-                {
+                if line.starts_with("delius_bridge_") && !line.contains("_bucket") {
                     eprintln!("metric {line}");
                 }
             }

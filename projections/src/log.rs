@@ -192,32 +192,57 @@ pub enum AnyEvent {
     Diary(Box<DiaryEvent>),
 }
 
+/// A stored payload upcast to its event type's current shape by `aggregates::upcasters::all()`
+/// (through cqrs-es's `SerializedEvent`, the upcasters' form), or `None` when no upcaster
+/// applies to its type and version — nearly always: the stored form is then decoded as it is,
+/// without building a `Value` tree first. Every reader of the log decodes through this.
+pub fn upcast<J: Json>(
+    aggregate_type: &str,
+    aggregate_id: &str,
+    sequence: i64,
+    event_type: &str,
+    event_version: &str,
+    payload: &J,
+) -> Result<Option<Value>, serde_json::Error> {
+    let upcasters = aggregates::upcasters::all();
+    if !upcasters
+        .iter()
+        .any(|u| u.can_upcast(event_type, event_version))
+    {
+        return Ok(None);
+    }
+    let mut serialized = SerializedEvent::new(
+        aggregate_id.to_string(),
+        sequence as usize,
+        aggregate_type.to_string(),
+        event_type.to_string(),
+        event_version.to_string(),
+        payload.to_value()?,
+        Value::Null,
+    );
+    for upcaster in upcasters {
+        if upcaster.can_upcast(&serialized.event_type, &serialized.event_version) {
+            serialized = upcaster.upcast(serialized);
+        }
+    }
+    Ok(Some(serialized.payload))
+}
+
 impl<P: Json> RecordedEvent<P> {
     /// Decodes the payload, upcasting it first with `aggregates::upcasters::all()`.
     pub fn decode(&self) -> Result<AnyEvent, DecodeError> {
-        let upcasters = aggregates::upcasters::all();
-        if upcasters
-            .iter()
-            .any(|u| u.can_upcast(&self.event_type, &self.event_version))
+        match upcast(
+            &self.aggregate_type,
+            &self.aggregate_id,
+            self.sequence,
+            &self.event_type,
+            &self.event_version,
+            &self.payload,
+        )
+        .map_err(|e| self.payload_error(e))?
         {
-            let payload = self.payload.to_value().map_err(|e| self.payload_error(e))?;
-            let mut serialized = SerializedEvent::new(
-                self.aggregate_id.clone(),
-                self.sequence as usize,
-                self.aggregate_type.clone(),
-                self.event_type.clone(),
-                self.event_version.clone(),
-                payload,
-                Value::Null,
-            );
-            for upcaster in upcasters {
-                if upcaster.can_upcast(&serialized.event_type, &serialized.event_version) {
-                    serialized = upcaster.upcast(serialized);
-                }
-            }
-            self.decode_payload(&serialized.payload)
-        } else {
-            self.decode_payload(&self.payload)
+            Some(upcast) => self.decode_payload(&upcast),
+            None => self.decode_payload(&self.payload),
         }
     }
 

@@ -6,7 +6,6 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use chrono::Utc;
-
 use projections::{Checkpoint, RecordedEvent};
 
 use super::{AppendBatch, AppendError, CommandOutcome, StoreError, StoredEvent, WrittenEvent};
