@@ -55,3 +55,24 @@ impl Figure {
 fn round(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
 }
+
+/// With `BENCH_METRICS` set, installs the service's metrics recorder (the consumers install it
+/// when they start; the sync figure starts none), so that [`print_metrics`] has counts.
+pub fn install_metrics() {
+    if std::env::var_os("BENCH_METRICS").is_some() {
+        delius_bridge::metrics::install();
+    }
+}
+
+/// With `BENCH_METRICS` set, prints the service's counters (cumulative since the process
+/// started; histograms as their sums and counts) to stderr, under `label`.
+pub fn print_metrics(label: &str) {
+    if std::env::var_os("BENCH_METRICS").is_none() {
+        return;
+    }
+    for line in delius_bridge::metrics::render().lines() {
+        if line.starts_with("delius_bridge_") && !line.contains("_bucket") {
+            eprintln!("metric ({label}) {line}");
+        }
+    }
+}

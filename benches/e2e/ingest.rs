@@ -63,13 +63,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Vec<Figure>> {
         set_up_referrals(&service, &workload).await?;
         let real = real_path(&service, &messages, &stub.uri(), prefetch).await?;
         service.stop().await;
-        if std::env::var_os("BENCH_METRICS").is_some() {
-            for line in delius_bridge::metrics::render().lines() {
-                if line.starts_with("delius_bridge_") && !line.contains("_bucket") {
-                    eprintln!("metric {line}");
-                }
-            }
-        }
+        crate::figure::print_metrics("async real path");
         let bare =
             crate::lapin_loop::run("bare", &messages, prefetch, CONSUMERS.into(), |_| async {
                 Ok(())

@@ -66,6 +66,7 @@ impl Level {
 }
 
 pub async fn run(options: &Options) -> anyhow::Result<Vec<Level>> {
+    crate::figure::install_metrics();
     let workload = Arc::new(Workload::new(options.seed, options.people));
     let service = Arc::new(Service::start(&workload, "sync").await?);
     let next = Arc::new(AtomicU64::new(0));
@@ -77,6 +78,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Vec<Level>> {
     for &clients in LEVELS {
         drive(&service, &workload, &next, clients, warmup).await?;
         let mut latencies = drive(&service, &workload, &next, clients, measure).await?;
+        crate::figure::print_metrics(&format!("sync after {clients} clients"));
         total = next.load(Ordering::SeqCst) as usize;
         latencies.sort();
         let per_second = latencies.len() as f64 / measure.as_secs_f64();
