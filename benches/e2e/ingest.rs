@@ -21,6 +21,7 @@ use tokio::sync::watch;
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
+use crate::cpu::Usage;
 use crate::figure::Figure;
 use crate::setup::{amqp_url, settle, Service};
 use crate::Options;
@@ -58,34 +59,66 @@ pub async fn run(options: &Options) -> anyhow::Result<Vec<Figure>> {
     // The machine drifts by ±15 % within minutes and a round is a few seconds per path, so
     // the three paths take turns, round after round, and each figure is its median.
     let (mut reals, mut bares, mut naives) = (Vec::new(), Vec::new(), Vec::new());
+    let mut cpus: [Vec<Usage>; 3] = Default::default();
     for round in 1..=options.async_rounds {
         let service = Service::start(&workload, "async").await?;
         set_up_referrals(&service, &workload).await?;
-        let real = real_path(&service, &messages, &stub.uri(), prefetch).await?;
+        let (real, real_cpu) = real_path(&service, &messages, &stub.uri(), prefetch).await?;
         service.stop().await;
         crate::figure::print_metrics("async real path");
-        let bare =
+        let (bare, bare_cpu) =
             crate::lapin_loop::run("bare", &messages, prefetch, CONSUMERS.into(), |_| async {
                 Ok(())
             })
             .await?;
-        let naive = crate::naive::run(&messages, prefetch, CONSUMERS.into()).await?;
+        let (naive, naive_cpu) = crate::naive::run(&messages, prefetch, CONSUMERS.into()).await?;
         eprintln!(
             "async round {round}: real path {real:.1}, bare lapin loop {bare:.1}, \
              naive cqrs-es path {naive:.1} msg/s"
         );
+        eprintln!(
+            "cpu: async round {round}: real path {real_cpu}; bare lapin loop {bare_cpu}; \
+             naive cqrs-es path {naive_cpu}"
+        );
+        for (all, cpu) in cpus.iter_mut().zip([real_cpu, bare_cpu, naive_cpu]) {
+            all.push(cpu);
+        }
         reals.push(real);
         bares.push(bare);
         naives.push(naive);
     }
     let (real, bare, naive) = (median(reals), median(bares), median(naives));
     eprintln!("async medians: real path {real:.1}, bare {bare:.1}, naive {naive:.1} msg/s");
+    let [real_cpu, bare_cpu, naive_cpu] = cpus.map(|all| {
+        (
+            median(all.iter().map(|cpu| cpu.us_per_op).collect()),
+            median(all.iter().map(|cpu| cpu.busy_cores).collect()),
+        )
+    });
+    // At 0.6× the bare loop's rate on the machine's cores, a message may cost at most this
+    // much CPU, everything included (the broker's share of it is in the bare loop's own).
+    let cores = cpus_of_machine();
+    eprintln!(
+        "cpu: async medians (µs per message / busy cores): real path {:.0} / {:.2}, bare {:.0} / \
+         {:.2}, naive {:.0} / {:.2}; at 0.6× the bare rate on {cores} cores a message may cost \
+         {:.0} µs",
+        real_cpu.0,
+        real_cpu.1,
+        bare_cpu.0,
+        bare_cpu.1,
+        naive_cpu.0,
+        naive_cpu.1,
+        cores as f64 * 1e6 / (0.6 * bare),
+    );
     Ok(vec![
         Figure::new("async_ingestion_throughput", real, "msg/s")
             .ceiling(bare)
             .baseline(naive),
         Figure::new("async_bare_lapin_loop", bare, "msg/s"),
         Figure::new("async_naive_cqrs_execute", naive, "msg/s"),
+        Figure::new("async_ingestion_cpu_per_message", real_cpu.0, "us").ceiling(bare_cpu.0),
+        Figure::new("async_ingestion_busy_cores", real_cpu.1, "cores").ceiling(bare_cpu.1),
+        Figure::new("async_naive_cpu_per_message", naive_cpu.0, "us"),
     ])
 }
 
@@ -140,7 +173,7 @@ async fn real_path(
     messages: &[Message],
     stub: &str,
     prefetch: u16,
-) -> anyhow::Result<f64> {
+) -> anyhow::Result<(f64, Usage)> {
     let args = AmqpArgs {
         prefix: format!("bench-{}-", uuid::Uuid::new_v4().simple()),
         prefetch,
@@ -185,6 +218,7 @@ async fn real_path(
             .status();
     }
     let before = handled_total();
+    let sample = crate::cpu::Sample::now();
     let started = Instant::now();
     let mut confirms = Vec::with_capacity(messages.len());
     for message in messages {
@@ -239,13 +273,19 @@ async fn real_path(
     }
     settle(&service.engine).await?;
     let elapsed = started.elapsed();
+    let cpu = sample.usage(messages.len() as f64);
     let _ = stop.send(true);
     tokio::time::timeout(Duration::from_secs(30), consumers.join())
         .await
         .context("consumers stop")?;
     delius_bridge::amqp::topology::delete(&publisher, &names, &delays).await;
     let _ = publisher.close(200, "OK".into()).await;
-    Ok(messages.len() as f64 / elapsed.as_secs_f64())
+    Ok((messages.len() as f64 / elapsed.as_secs_f64(), cpu))
+}
+
+/// The cores the machine has (2 on the project's machine).
+fn cpus_of_machine() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
 }
 
 /// Every message the consumers of this process settled so far (the sum of

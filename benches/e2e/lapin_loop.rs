@@ -20,6 +20,7 @@ use lapin::types::FieldTable;
 use lapin::{BasicProperties, Connection, ConnectionProperties};
 use tokio::sync::Notify;
 
+use crate::cpu::Usage;
 use crate::setup::amqp_url;
 
 /// Which of the two queues a message goes to (R&M or PCSTD).
@@ -32,14 +33,14 @@ pub fn lane(kind: MessageKind) -> usize {
 
 /// Publishes `messages` to two fresh queues and consumes them with `handle` (then ack) on
 /// `consumers` consumers per queue; the messages per second from the first publish to the
-/// last ack.
+/// last ack, and the machine's CPU over that time.
 pub async fn run<F, Fut>(
     label: &str,
     messages: &[Message],
     prefetch: u16,
     consumers: usize,
     handle: F,
-) -> anyhow::Result<f64>
+) -> anyhow::Result<(f64, Usage)>
 where
     F: Fn(Vec<u8>) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = anyhow::Result<()>> + Send,
@@ -113,6 +114,7 @@ where
     let waiting = all_acked.notified();
     tokio::pin!(waiting);
     waiting.as_mut().enable();
+    let sample = crate::cpu::Sample::now();
     let started = Instant::now();
     let mut confirms = Vec::with_capacity(total);
     for message in messages {
@@ -137,6 +139,7 @@ where
         .await
         .with_context(|| format!("{label}: {} of {total} acked", acked.load(Ordering::SeqCst)))?;
     let elapsed = started.elapsed();
+    let cpu = sample.usage(total as f64);
     if let Some(error) = failure.lock().ok().and_then(|slot| slot.clone()) {
         bail!("{label}: a consumer failed: {error}");
     }
@@ -148,5 +151,5 @@ where
     }
     let _ = connection.close(200, "OK".into()).await;
     let _ = publisher.close(200, "OK".into()).await;
-    Ok(total as f64 / elapsed.as_secs_f64())
+    Ok((total as f64 / elapsed.as_secs_f64(), cpu))
 }

@@ -14,6 +14,7 @@
 //! `DATABASE_URL` (a database the bench can `CREATE DATABASE` from) and `AMQP_URL` as for the
 //! tests; `PGBENCH` (default `/usr/bin/pgbench`).
 
+mod cpu;
 mod figure;
 mod ingest;
 mod lapin_loop;

@@ -115,7 +115,11 @@ const DDL: &[&str] = &[
      version bigint CHECK (version >= 0) NOT NULL, payload json NOT NULL, PRIMARY KEY (view_id))",
 ];
 
-pub async fn run(messages: &[Message], prefetch: u16, consumers: usize) -> anyhow::Result<f64> {
+pub async fn run(
+    messages: &[Message],
+    prefetch: u16,
+    consumers: usize,
+) -> anyhow::Result<(f64, crate::cpu::Usage)> {
     let db = Database::create("naive", 16).await?;
     for ddl in DDL {
         sqlx::query(ddl).execute(&db.pool).await?;

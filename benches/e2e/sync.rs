@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use delius_bridge::workload::Workload;
 
+use crate::cpu::{self, Usage};
 use crate::figure::Figure;
 use crate::setup::{percentile, Service};
 use crate::Options;
@@ -33,6 +34,11 @@ pub struct Level {
     /// pgbench committing the rows one referral writes, one transaction per referral.
     pub same_writes_tps: f64,
     pub same_writes_latency_ms: f64,
+    /// The machine's CPU while the service's requests ran, per command; pgbench's per
+    /// single-row transaction and per transaction of one referral's rows.
+    pub cpu: Usage,
+    pub pgbench_cpu: Usage,
+    pub same_writes_cpu: Usage,
 }
 
 impl Level {
@@ -61,6 +67,24 @@ impl Level {
                 "ms",
             )
             .ceiling(self.same_writes_latency_ms),
+            Figure::new(
+                format!("sync_referral_c{c}_cpu_per_command"),
+                self.cpu.us_per_op,
+                "us",
+            )
+            .ceiling(self.pgbench_cpu.us_per_op),
+            Figure::new(
+                format!("sync_referral_c{c}_cpu_per_command_vs_same_writes"),
+                self.cpu.us_per_op,
+                "us",
+            )
+            .ceiling(self.same_writes_cpu.us_per_op),
+            Figure::new(
+                format!("sync_referral_c{c}_busy_cores"),
+                self.cpu.busy_cores,
+                "cores",
+            )
+            .ceiling(self.pgbench_cpu.busy_cores),
         ]
     }
 }
@@ -77,18 +101,20 @@ pub async fn run(options: &Options) -> anyhow::Result<Vec<Level>> {
     let mut same_writes = None;
     for &clients in LEVELS {
         drive(&service, &workload, &next, clients, warmup).await?;
+        let sample = cpu::Sample::now();
         let mut latencies = drive(&service, &workload, &next, clients, measure).await?;
+        let cpu = sample.usage(latencies.len() as f64);
         crate::figure::print_metrics(&format!("sync after {clients} clients"));
         total = next.load(Ordering::SeqCst) as usize;
         latencies.sort();
         let per_second = latencies.len() as f64 / measure.as_secs_f64();
-        let (pgbench_tps, pgbench_latency_ms) =
+        let (pgbench_tps, pgbench_latency_ms, pgbench_cpu) =
             pgbench(&service.db.url, clients, options.seconds, PGBENCH_SCRIPT).await?;
         if same_writes.is_none() {
             same_writes = Some(same_writes_script(&service.db.pool).await?);
         }
         let script = same_writes.as_deref().unwrap_or_default();
-        let (same_writes_tps, same_writes_latency_ms) =
+        let (same_writes_tps, same_writes_latency_ms, same_writes_cpu) =
             pgbench(&service.db.url, clients, options.seconds, script).await?;
         let level = Level {
             clients,
@@ -99,8 +125,15 @@ pub async fn run(options: &Options) -> anyhow::Result<Vec<Level>> {
             pgbench_latency_ms,
             same_writes_tps,
             same_writes_latency_ms,
+            cpu,
+            pgbench_cpu,
+            same_writes_cpu,
         };
         eprintln!("sync {level:?}");
+        eprintln!(
+            "cpu: sync, {clients} clients: service {cpu}; pgbench {pgbench_cpu}; \
+             pgbench same writes {same_writes_cpu}"
+        );
         levels.push(level);
     }
     verify(&service, total).await?;
@@ -268,14 +301,15 @@ async fn same_writes_script(pool: &sqlx::PgPool) -> anyhow::Result<String> {
     Ok(script)
 }
 
-/// pgbench's commit rate and average latency running `script` (one transaction) with
-/// `clients` connections for `seconds` on the database at `url`.
+/// pgbench's commit rate, average latency and the machine's CPU per transaction running
+/// `script` (one transaction) with `clients` connections for `seconds` on the database at
+/// `url`.
 async fn pgbench(
     url: &str,
     clients: usize,
     seconds: u64,
     script: &str,
-) -> anyhow::Result<(f64, f64)> {
+) -> anyhow::Result<(f64, f64, Usage)> {
     let pool = delius_bridge::engine::connect(url, 1).await?;
     sqlx::query(
         "CREATE TABLE IF NOT EXISTS pgbench_scratch (id bigserial PRIMARY KEY, v int NOT NULL)",
@@ -287,6 +321,7 @@ async fn pgbench(
     let script = std::env::temp_dir().join(format!("delius-bench-{}.sql", std::process::id()));
     std::fs::write(&script, body)?;
     let pgbench = std::env::var("PGBENCH").unwrap_or_else(|_| "/usr/bin/pgbench".into());
+    let sample = cpu::Sample::now();
     let output = tokio::process::Command::new(&pgbench)
         .arg("-n")
         .args(["-c", &clients.to_string()])
@@ -307,11 +342,14 @@ async fn pgbench(
             String::from_utf8_lossy(&output.stderr)
         );
     }
-    parse_pgbench(&stdout).with_context(|| format!("unexpected pgbench output:\n{stdout}"))
+    let (tps, latency, transactions) =
+        parse_pgbench(&stdout).with_context(|| format!("unexpected pgbench output:\n{stdout}"))?;
+    Ok((tps, latency, sample.usage(transactions)))
 }
 
-/// `tps = N (without initial connection time)` and `latency average = N ms`.
-fn parse_pgbench(stdout: &str) -> Option<(f64, f64)> {
+/// `tps = N (without initial connection time)`, `latency average = N ms` and `number of
+/// transactions actually processed: N`.
+fn parse_pgbench(stdout: &str) -> Option<(f64, f64, f64)> {
     let number_after = |prefix: &str| {
         stdout
             .lines()
@@ -319,7 +357,11 @@ fn parse_pgbench(stdout: &str) -> Option<(f64, f64)> {
             .and_then(|rest| rest.split_whitespace().next())
             .and_then(|n| n.parse::<f64>().ok())
     };
-    Some((number_after("tps = ")?, number_after("latency average = ")?))
+    Some((
+        number_after("tps = ")?,
+        number_after("latency average = ")?,
+        number_after("number of transactions actually processed: ")?,
+    ))
 }
 
 #[cfg(test)]
@@ -328,6 +370,6 @@ mod tests {
     fn pgbench_output_parses() {
         let out = "number of transactions actually processed: 100\nlatency average = 0.512 ms\n\
                    initial connection time = 3.1 ms\ntps = 1953.2 (without initial connection time)\n";
-        assert_eq!(super::parse_pgbench(out), Some((1953.2, 0.512)));
+        assert_eq!(super::parse_pgbench(out), Some((1953.2, 0.512, 100.0)));
     }
 }

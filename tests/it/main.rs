@@ -7,6 +7,11 @@
 mod amqp;
 mod audit;
 mod auth;
+/// The e2e bench's CPU accounting, compiled here so that its unit tests run with the suite
+/// (a `harness = false` bench compiles its `#[test]`s out).
+#[allow(dead_code)]
+#[path = "../../benches/e2e/cpu.rs"]
+mod bench_cpu;
 mod broker;
 mod bus;
 mod crs;
