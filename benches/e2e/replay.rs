@@ -145,6 +145,7 @@ fn cpu_seconds(pid: u32) -> Option<f64> {
 /// Runs `delius-bridge replay` on the database; returns (events/s, peak RSS MB, events).
 async fn replay_binary(db: &Database, batch: i64) -> anyhow::Result<(f64, f64, u64)> {
     let batch = batch.to_string();
+    let machine = crate::cpu::Sample::now();
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_delius-bridge"))
         .args([
             "replay",
@@ -201,6 +202,13 @@ async fn replay_binary(db: &Database, batch: i64) -> anyhow::Result<(f64, f64, u
     };
     let events = number_before(" events in").context("events in the replay's output")? as u64;
     let rate = number_before(" events/s").context("rate in the replay's output")?;
+    // The replay process and PostgreSQL (its reader, writer and index builds) together.
+    let usage = machine.usage(events as f64);
+    eprintln!(
+        "cpu: replay: {:.2} of {:.0} cores busy over {:.1} s, {:.1} µs of CPU per event \
+         (the replay process and PostgreSQL)",
+        usage.busy_cores, usage.cores, usage.wall_seconds, usage.us_per_op
+    );
     Ok((rate, peak_kb as f64 / 1024.0, events))
 }
 
