@@ -23,6 +23,7 @@ mod plot;
 mod replay;
 mod setup;
 mod sync;
+mod text;
 
 use std::time::Duration;
 

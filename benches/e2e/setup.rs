@@ -26,24 +26,6 @@ pub fn amqp_url() -> String {
     std::env::var("AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
 }
 
-/// `url` with its database replaced by `name`.
-pub fn with_database(url: &str, name: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((base, query)) => (base, Some(query)),
-        None => (url, None),
-    };
-    let root = match base.rfind('/') {
-        Some(slash) if base[..slash].contains("//") && slash > base.find("//").unwrap_or(0) + 1 => {
-            &base[..slash]
-        }
-        _ => base,
-    };
-    match query {
-        Some(query) => format!("{root}/{name}?{query}"),
-        None => format!("{root}/{name}"),
-    }
-}
-
 /// A database created for this run and dropped by [`Database::drop_now`].
 pub struct Database {
     pub name: String,
@@ -62,7 +44,7 @@ impl Database {
         sqlx::query(&format!("CREATE DATABASE {name}"))
             .execute(&admin)
             .await?;
-        let url = with_database(&database_url(), &name);
+        let url = crate::text::with_database(&database_url(), &name);
         let pool = delius_bridge::engine::connect(&url, max_connections).await?;
         Ok(Self {
             name,
@@ -191,28 +173,4 @@ fn token() -> anyhow::Result<String> {
         &claims,
         &EncodingKey::from_rsa_pem(PRIVATE_KEY)?,
     )?)
-}
-
-/// Latency percentile `p` (0–100) of sorted `samples`, in milliseconds.
-pub fn percentile(sorted: &[Duration], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let rank = ((p / 100.0) * (sorted.len() as f64 - 1.0)).round() as usize;
-    sorted[rank.min(sorted.len() - 1)].as_secs_f64() * 1000.0
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn database_is_replaced() {
-        assert_eq!(
-            super::with_database("postgres://u@h:1/postgres", "x"),
-            "postgres://u@h:1/x"
-        );
-        assert_eq!(
-            super::with_database("postgres://u@h:1/db?sslmode=disable", "x"),
-            "postgres://u@h:1/x?sslmode=disable"
-        );
-    }
 }

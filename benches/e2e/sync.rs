@@ -17,7 +17,8 @@ use delius_bridge::workload::Workload;
 
 use crate::cpu::{self, Usage};
 use crate::figure::Figure;
-use crate::setup::{percentile, Service};
+use crate::setup::Service;
+use crate::text::{parse_pgbench, percentile};
 use crate::Options;
 
 pub const LEVELS: &[usize] = &[1, 8, 32];
@@ -345,31 +346,4 @@ async fn pgbench(
     let (tps, latency, transactions) =
         parse_pgbench(&stdout).with_context(|| format!("unexpected pgbench output:\n{stdout}"))?;
     Ok((tps, latency, sample.usage(transactions)))
-}
-
-/// `tps = N (without initial connection time)`, `latency average = N ms` and `number of
-/// transactions actually processed: N`.
-fn parse_pgbench(stdout: &str) -> Option<(f64, f64, f64)> {
-    let number_after = |prefix: &str| {
-        stdout
-            .lines()
-            .find_map(|line| line.trim().strip_prefix(prefix))
-            .and_then(|rest| rest.split_whitespace().next())
-            .and_then(|n| n.parse::<f64>().ok())
-    };
-    Some((
-        number_after("tps = ")?,
-        number_after("latency average = ")?,
-        number_after("number of transactions actually processed: ")?,
-    ))
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn pgbench_output_parses() {
-        let out = "number of transactions actually processed: 100\nlatency average = 0.512 ms\n\
-                   initial connection time = 3.1 ms\ntps = 1953.2 (without initial connection time)\n";
-        assert_eq!(super::parse_pgbench(out), Some((1953.2, 0.512, 100.0)));
-    }
 }

@@ -7,11 +7,14 @@
 mod amqp;
 mod audit;
 mod auth;
-/// The e2e bench's CPU accounting, compiled here so that its unit tests run with the suite
-/// (a `harness = false` bench compiles its `#[test]`s out).
+/// The e2e bench's CPU accounting and pure helpers, compiled here so that their unit tests
+/// run with the suite (a `harness = false` bench compiles its `#[test]`s out).
 #[allow(dead_code)]
 #[path = "../../benches/e2e/cpu.rs"]
 mod bench_cpu;
+#[allow(dead_code)]
+#[path = "../../benches/e2e/text.rs"]
+mod bench_text;
 mod broker;
 mod bus;
 mod crs;
