@@ -1,7 +1,8 @@
 //! Criterion benches of the hot pure paths: parsing a message envelope, deciding a command
 //! (aggregate `handle`), decoding a stored event, projecting it into row changes, applying
-//! them to the in-memory tables, and planning a seed file. Inputs come from the demo seed and
-//! the workload generator. Run: `cargo bench --bench pure_paths`.
+//! them to the in-memory tables, planning a seed file, and verifying a request's RS256 bearer
+//! token (every sync request does). Inputs come from the demo seed, the workload generator and
+//! the test keys. Run: `cargo bench --bench pure_paths`.
 
 use std::hint::black_box;
 
@@ -180,5 +181,45 @@ fn benches(c: &mut Criterion) {
     });
 }
 
-criterion_group!(pure_paths, benches, new_paths);
+/// Verifying the bearer token of a request: what `Auth::authorize` does for every HTTP call
+/// (a token signed with the test key, verified against its public key).
+fn auth_paths(c: &mut Criterion) {
+    use delius_bridge::http::auth::{Auth, ROLE_PROBATION_API__REFER_AND_MONITOR__CASE_DETAIL__RW};
+    const PRIVATE_KEY: &[u8] = include_bytes!("../tests/it/keys/test-only-private.pem");
+    const PUBLIC_KEY: &[u8] = include_bytes!("../tests/it/keys/test-only-public.pem");
+    let now = chrono::Utc::now().timestamp();
+    let claims = serde_json::json!({
+        "user_name": "bench-user",
+        "client_id": "bench-client",
+        "sub": "bench-user",
+        "authorities": [ROLE_PROBATION_API__REFER_AND_MONITOR__CASE_DETAIL__RW],
+        "aud": "oauth2-resource",
+        "exp": now + 24 * 3600,
+    });
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+    header.kid = Some("test-only-key-1".into());
+    let key = jsonwebtoken::EncodingKey::from_rsa_pem(PRIVATE_KEY).expect("private key");
+    let token = jsonwebtoken::encode(&header, &claims, &key).expect("signs");
+    let auth = Auth::from_pem(PUBLIC_KEY).expect("public key");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    runtime
+        .block_on(auth.verify(&token))
+        .expect("the token verifies");
+    // Every request after a token's first is answered from the verified-token cache.
+    c.bench_function("verify RS256 bearer token, cached", |b| {
+        b.iter(|| runtime.block_on(auth.verify(black_box(&token))))
+    });
+    // A token's first request checks the signature (a fresh `Auth`, made outside the timing).
+    c.bench_function("verify RS256 bearer token, first use", |b| {
+        b.iter_batched(
+            || Auth::from_pem(PUBLIC_KEY).expect("public key"),
+            |auth| runtime.block_on(auth.verify(black_box(&token))).is_ok(),
+            criterion::BatchSize::SmallInput,
+        )
+    });
+}
+
+criterion_group!(pure_paths, benches, new_paths, auth_paths);
 criterion_main!(pure_paths);
