@@ -40,6 +40,10 @@ pub struct Level {
     pub cpu: Usage,
     pub pgbench_cpu: Usage,
     pub same_writes_cpu: Usage,
+    /// The same clients sending `GET /health/liveness` (no database, no token) back to back
+    /// for as long: HTTP itself, client and server, per request.
+    pub http_per_second: f64,
+    pub http_cpu: Usage,
 }
 
 impl Level {
@@ -86,6 +90,16 @@ impl Level {
                 "cores",
             )
             .ceiling(self.pgbench_cpu.busy_cores),
+            Figure::new(
+                format!("sync_http_floor_c{c}_cpu_per_request"),
+                self.http_cpu.us_per_op,
+                "us",
+            ),
+            Figure::new(
+                format!("sync_http_floor_c{c}_throughput"),
+                self.http_per_second,
+                "req/s",
+            ),
         ]
     }
 }
@@ -117,6 +131,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Vec<Level>> {
         let script = same_writes.as_deref().unwrap_or_default();
         let (same_writes_tps, same_writes_latency_ms, same_writes_cpu) =
             pgbench(&service.db.url, clients, options.seconds, script).await?;
+        let (http_per_second, http_cpu) = http_floor(&service, clients, measure).await?;
         let level = Level {
             clients,
             per_second,
@@ -129,11 +144,13 @@ pub async fn run(options: &Options) -> anyhow::Result<Vec<Level>> {
             cpu,
             pgbench_cpu,
             same_writes_cpu,
+            http_per_second,
+            http_cpu,
         };
         eprintln!("sync {level:?}");
         eprintln!(
             "cpu: sync, {clients} clients: service {cpu}; pgbench {pgbench_cpu}; \
-             pgbench same writes {same_writes_cpu}"
+             pgbench same writes {same_writes_cpu}; HTTP alone {http_cpu}"
         );
         levels.push(level);
     }
@@ -176,6 +193,40 @@ async fn drive(
         all.extend(joined??);
     }
     Ok(all)
+}
+
+/// `clients` tasks send `GET /health/liveness` back to back for `duration` with the bench's
+/// HTTP client: the requests per second and the machine's CPU per request of HTTP alone.
+async fn http_floor(
+    service: &Arc<Service>,
+    clients: usize,
+    duration: Duration,
+) -> anyhow::Result<(f64, Usage)> {
+    let url = format!("{}/health/liveness", service.base_url);
+    let sample = cpu::Sample::now();
+    let deadline = Instant::now() + duration;
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..clients {
+        let (client, url) = (service.client.clone(), url.clone());
+        tasks.spawn(async move {
+            let mut answered = 0u64;
+            while Instant::now() < deadline {
+                let response = client.get(&url).send().await?;
+                if !response.status().is_success() {
+                    bail!("GET {url} answered {}", response.status());
+                }
+                response.bytes().await?;
+                answered += 1;
+            }
+            anyhow::Ok(answered)
+        });
+    }
+    let mut answered = 0;
+    while let Some(joined) = tasks.join_next().await {
+        answered += joined??;
+    }
+    let cpu = sample.usage(answered as f64);
+    Ok((answered as f64 / duration.as_secs_f64(), cpu))
 }
 
 /// Every answered referral is an NSI with its three contacts (NREF, C091, NCOM).
