@@ -118,6 +118,12 @@ fn own() -> Option<u64> {
     parse_own(&stat)
 }
 
+/// The CPU seconds (user + system) process `pid` has used so far.
+pub fn process_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    Some(parse_own(&stat)? as f64 / TICKS_PER_SECOND)
+}
+
 fn parse_own(stat: &str) -> Option<u64> {
     // The command name (field 2) is in parentheses and may hold spaces: count after it.
     let rest = &stat[stat.rfind(')')? + 1..];
@@ -144,6 +150,13 @@ mod tests {
         let stat = "4242 (e2e (x) y) R 1 2 3 4 5 6 7 8 9 10 250 70 0 0 20 0";
         assert_eq!(super::parse_own(stat), Some(320));
         assert_eq!(super::parse_own("4242 (e2e) R 1 2"), None);
+    }
+
+    #[test]
+    fn a_process_is_read_by_its_pid() {
+        let seconds = super::process_seconds(std::process::id()).expect("this process");
+        assert!(seconds >= 0.0);
+        assert_eq!(super::process_seconds(u32::MAX), None);
     }
 
     #[test]

@@ -133,15 +133,6 @@ fn peak_rss_kb(pid: u32) -> Option<u64> {
         .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
-/// CPU seconds (user + system) process `pid` has used so far.
-fn cpu_seconds(pid: u32) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the command name (which is in parentheses): state is field 3, utime 14.
-    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
-    Some(ticks / 100.0)
-}
-
 /// Runs `delius-bridge replay` on the database; returns (events/s, peak RSS MB, events).
 async fn replay_binary(db: &Database, batch: i64) -> anyhow::Result<(f64, f64, u64)> {
     let batch = batch.to_string();
@@ -170,7 +161,7 @@ async fn replay_binary(db: &Database, batch: i64) -> anyhow::Result<(f64, f64, u
         if let Some(kb) = peak_rss_kb(pid) {
             peak_kb = peak_kb.max(kb);
         }
-        if let Some(seconds) = cpu_seconds(pid) {
+        if let Some(seconds) = crate::cpu::process_seconds(pid) {
             cpu = cpu.max(seconds);
         }
         tokio::select! {

@@ -170,29 +170,20 @@ async fn drive(
     clients: usize,
     duration: Duration,
 ) -> anyhow::Result<Vec<Duration>> {
-    let deadline = Instant::now() + duration;
-    let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..clients {
+    let (service, workload, next) = (service.clone(), workload.clone(), next.clone());
+    closed_loop(clients, duration, move || {
         let (service, workload, next) = (service.clone(), workload.clone(), next.clone());
-        tasks.spawn(async move {
-            let mut latencies = Vec::new();
-            while Instant::now() < deadline {
-                let i = next.fetch_add(1, Ordering::SeqCst);
-                let request = workload
-                    .nth_referral(i)
-                    .context("the workload has no community people")?;
-                let started = Instant::now();
-                service.put(&request).await?;
-                latencies.push(started.elapsed());
-            }
-            anyhow::Ok(latencies)
-        });
-    }
-    let mut all = Vec::new();
-    while let Some(joined) = tasks.join_next().await {
-        all.extend(joined??);
-    }
-    Ok(all)
+        async move {
+            let i = next.fetch_add(1, Ordering::SeqCst);
+            let request = workload
+                .nth_referral(i)
+                .context("the workload has no community people")?;
+            let started = Instant::now();
+            service.put(&request).await?;
+            Ok(started.elapsed())
+        }
+    })
+    .await
 }
 
 /// `clients` tasks send `GET /health/liveness` back to back for `duration` with the bench's
@@ -203,30 +194,54 @@ async fn http_floor(
     duration: Duration,
 ) -> anyhow::Result<(f64, Usage)> {
     let url = format!("{}/health/liveness", service.base_url);
+    let client = service.client.clone();
     let sample = cpu::Sample::now();
+    let answered = closed_loop(clients, duration, move || {
+        let (client, url) = (client.clone(), url.clone());
+        async move {
+            let started = Instant::now();
+            let response = client.get(&url).send().await?;
+            if !response.status().is_success() {
+                bail!("GET {url} answered {}", response.status());
+            }
+            response.bytes().await?;
+            Ok(started.elapsed())
+        }
+    })
+    .await?
+    .len();
+    let cpu = sample.usage(answered as f64);
+    Ok((answered as f64 / duration.as_secs_f64(), cpu))
+}
+
+/// `clients` tasks each run `request` back to back until `duration` has passed; the
+/// latencies `request` measured, of every request that started within it.
+async fn closed_loop<F, Fut>(
+    clients: usize,
+    duration: Duration,
+    request: F,
+) -> anyhow::Result<Vec<Duration>>
+where
+    F: Fn() -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<Duration>> + Send,
+{
     let deadline = Instant::now() + duration;
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..clients {
-        let (client, url) = (service.client.clone(), url.clone());
+        let request = request.clone();
         tasks.spawn(async move {
-            let mut answered = 0u64;
+            let mut latencies = Vec::new();
             while Instant::now() < deadline {
-                let response = client.get(&url).send().await?;
-                if !response.status().is_success() {
-                    bail!("GET {url} answered {}", response.status());
-                }
-                response.bytes().await?;
-                answered += 1;
+                latencies.push(request().await?);
             }
-            anyhow::Ok(answered)
+            anyhow::Ok(latencies)
         });
     }
-    let mut answered = 0;
+    let mut all = Vec::new();
     while let Some(joined) = tasks.join_next().await {
-        answered += joined??;
+        all.extend(joined??);
     }
-    let cpu = sample.usage(answered as f64);
-    Ok((answered as f64 / duration.as_secs_f64(), cpu))
+    Ok(all)
 }
 
 /// Every answered referral is an NSI with its three contacts (NREF, C091, NCOM).
