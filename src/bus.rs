@@ -25,10 +25,11 @@ use aggregates::referral::{Referral, ReferralCommand};
 use aggregates::{Services, Timed};
 use projections::Metadata;
 
+use crate::store::cqrs_book::CqrsEsLog;
 use crate::store::postgres::Recorded;
 use crate::store::{
     AppendBatch, AppendError, CommandOutcome, MemEventLog, NewEvent, PgEventLog, StoreError,
-    StoredEvent,
+    StoredEvent, WrittenEvent,
 };
 
 /// An aggregate the bus can route to.
@@ -161,20 +162,58 @@ struct Decided<A: Aggregate> {
     sequence: usize,
     command_type: &'static str,
     events: Vec<A::Event>,
-    new_events: Vec<NewEvent>,
     reply: Value,
 }
 
 impl<A: Routed> Decided<A> {
-    fn batch<'a>(&'a self, metadata: &'a Metadata) -> AppendBatch<'a> {
+    /// The events in the log's stored form.
+    fn new_events(&self) -> Result<Vec<NewEvent>, StoreError> {
+        self.events
+            .iter()
+            .map(|event| {
+                Ok(NewEvent {
+                    event_type: event.event_type(),
+                    event_version: event.event_version(),
+                    payload: serde_json::to_value(event)?,
+                })
+            })
+            .collect()
+    }
+
+    fn batch<'a>(&'a self, metadata: &'a Metadata, events: Vec<NewEvent>) -> AppendBatch<'a> {
         AppendBatch {
             aggregate_type: A::TYPE,
             aggregate_id: &self.aggregate_id,
             expected_sequence: self.sequence,
-            events: self.new_events.clone(),
+            events,
             metadata,
             command_type: self.command_type,
             reply: self.reply.clone(),
+        }
+    }
+
+    /// What a command committed by the cqrs-es backend answers: its events by sequence (that
+    /// log has no global positions or transaction ids, so there is nothing to wait for).
+    fn outcome(self, metadata: &Metadata) -> CommandOutcome {
+        let events = self
+            .events
+            .iter()
+            .enumerate()
+            .map(|(n, event)| WrittenEvent {
+                sequence: (self.sequence + n + 1) as i64,
+                global_position: 0,
+                event_type: event.event_type(),
+            })
+            .collect();
+        CommandOutcome {
+            message_id: metadata.message_id.clone(),
+            aggregate_type: A::TYPE.to_string(),
+            aggregate_id: self.aggregate_id,
+            command_type: self.command_type.to_string(),
+            events,
+            transaction_id: None,
+            reply: self.reply,
+            duplicate: false,
         }
     }
 }
@@ -255,6 +294,29 @@ impl Unit<'_> {
         aggregate_id: &str,
         command: A::Command,
     ) -> Result<UnitDecision<A::Event>, BusError<A::Error>> {
+        if let EventLog::CqrsEs(log) = &self.bus.log {
+            // The book has no units: the command commits on its own, now.
+            let loaded = match self.take_preloaded::<A>(aggregate_id) {
+                Some(Err(outcome)) => {
+                    return Ok(UnitDecision {
+                        reply: outcome.reply,
+                        events: Vec::new(),
+                        duplicate: true,
+                    })
+                }
+                Some(Ok(loaded)) => Some(loaded),
+                None => None,
+            };
+            let decided = self
+                .bus
+                .execute_cqrs_es::<A>(log, aggregate_id, command, self.metadata, loaded)
+                .await?;
+            return Ok(UnitDecision {
+                reply: decided.reply,
+                events: decided.events,
+                duplicate: false,
+            });
+        }
         let staged = self
             .staged
             .iter()
@@ -290,6 +352,7 @@ impl Unit<'_> {
             .bus
             .decide_from::<A>(aggregate_id, aggregate, sequence, command)
             .await?;
+        let new_events = decided.new_events()?;
         let decision = UnitDecision {
             reply: decided.reply.clone(),
             events: decided.events,
@@ -299,7 +362,7 @@ impl Unit<'_> {
             Some(index) => {
                 let entry = &mut self.staged[index];
                 entry.state = Box::new(decided.aggregate);
-                entry.events.extend(decided.new_events);
+                entry.events.extend(new_events);
                 entry.command_type = format!("{}+{}", entry.command_type, decided.command_type);
                 entry.reply = decided.reply;
             }
@@ -308,7 +371,7 @@ impl Unit<'_> {
                 aggregate_id: decided.aggregate_id,
                 expected_sequence: decided.sequence,
                 state: Box::new(decided.aggregate),
-                events: decided.new_events,
+                events: new_events,
                 command_type: decided.command_type.to_string(),
                 reply: decided.reply,
             }),
@@ -367,6 +430,8 @@ impl Unit<'_> {
         let appended = match &self.bus.log {
             EventLog::Postgres(log) => log.append_all(batches).await,
             EventLog::Memory(log) => log.append_all(batches),
+            // `Unit::execute` committed each command already.
+            EventLog::CqrsEs(_) => Ok(Vec::new()),
         };
         match appended {
             Ok(outcomes) => {
@@ -386,6 +451,9 @@ impl Unit<'_> {
 pub enum EventLog {
     Postgres(PgEventLog),
     Memory(Arc<MemEventLog>),
+    /// The cqrs-es reference backend: the benchmarks' naive baseline, never `serve`'s
+    /// ([`crate::store::cqrs_book`]).
+    CqrsEs(CqrsEsLog),
 }
 
 /// The command bus.
@@ -471,6 +539,20 @@ impl CommandBus {
     where
         A::Command: Clone + Send + Sync,
     {
+        if let EventLog::CqrsEs(log) = &self.log {
+            let loaded = match loaded.take().transpose()? {
+                Some(Err(mut outcome)) => {
+                    outcome.duplicate = true;
+                    return Ok(outcome);
+                }
+                Some(Ok(loaded)) => Some(loaded),
+                None => None,
+            };
+            let decided = self
+                .execute_cqrs_es::<A>(log, aggregate_id, command, metadata, loaded)
+                .await?;
+            return Ok(decided.outcome(metadata));
+        }
         for attempt in 1..=self.max_attempts {
             let load = match loaded.take() {
                 Some(load) => load,
@@ -486,10 +568,11 @@ impl CommandBus {
             let decided = self
                 .decide_from::<A>(aggregate_id, aggregate, sequence, command.clone())
                 .await?;
-            let batch = decided.batch(metadata);
+            let batch = decided.batch(metadata, decided.new_events()?);
             let appended = match &self.log {
                 EventLog::Postgres(log) => log.append(batch).await,
                 EventLog::Memory(log) => log.append(batch),
+                EventLog::CqrsEs(_) => unreachable!("handled above"),
             };
             match appended {
                 Ok(outcome) => {
@@ -505,6 +588,46 @@ impl CommandBus {
                         attempt,
                         "append conflict; deciding again"
                     );
+                    tokio::time::sleep(backoff(attempt)).await;
+                }
+                Err(AppendError::Store(error)) => return Err(BusError::Store(error)),
+            }
+        }
+        Err(BusError::Contention {
+            aggregate_type: A::TYPE,
+            aggregate_id: aggregate_id.to_string(),
+            attempts: self.max_attempts,
+        })
+    }
+
+    /// The cqrs-es backend's `execute`: load the stream (unless `loaded`), decide, commit and
+    /// project; decided again from a fresh load on a conflict, like [`CommandBus::execute`].
+    async fn execute_cqrs_es<A: Routed>(
+        &self,
+        log: &CqrsEsLog,
+        aggregate_id: &str,
+        command: A::Command,
+        metadata: &Metadata,
+        mut loaded: Option<(A, usize)>,
+    ) -> Result<Decided<A>, BusError<A::Error>> {
+        for attempt in 1..=self.max_attempts {
+            let (aggregate, sequence) = match loaded.take() {
+                Some(loaded) => loaded,
+                None => log.load::<A>(aggregate_id).await?,
+            };
+            let mut decided = self
+                .decide_from::<A>(aggregate_id, aggregate, sequence, command.clone())
+                .await?;
+            let events = std::mem::take(&mut decided.events);
+            match log
+                .commit::<A>(aggregate_id, sequence, events, metadata)
+                .await
+            {
+                Ok(events) => {
+                    decided.events = events;
+                    return Ok(decided);
+                }
+                Err(AppendError::Conflict) | Err(AppendError::Duplicate) => {
                     tokio::time::sleep(backoff(attempt)).await;
                 }
                 Err(AppendError::Store(error)) => return Err(BusError::Store(error)),
@@ -556,24 +679,12 @@ impl CommandBus {
             .map_err(BusError::Rejected)?;
         let events = sink.collect().await;
         let reply = A::reply(&aggregate, &reply_command, &events);
-        let new_events = events
-            .iter()
-            .map(|event| {
-                Ok(NewEvent {
-                    event_type: event.event_type(),
-                    event_version: event.event_version(),
-                    payload: serde_json::to_value(event)?,
-                })
-            })
-            .collect::<Result<Vec<_>, serde_json::Error>>()
-            .map_err(StoreError::from)?;
         Ok(Decided {
             aggregate,
             aggregate_id: aggregate_id.to_string(),
             sequence,
             command_type,
             events,
-            new_events,
             reply,
         })
     }
@@ -597,6 +708,8 @@ impl CommandBus {
                     None => rehydrate::<A, _>(log.load(A::TYPE, aggregate_id)?).map(Ok),
                 }
             }
+            // The book keeps no command log: every delivery is decided.
+            EventLog::CqrsEs(log) => log.load::<A>(aggregate_id).await.map(Ok),
         }
     }
 
@@ -605,6 +718,7 @@ impl CommandBus {
         match &self.log {
             EventLog::Postgres(log) => rehydrate::<A, _>(log.load::<A>(aggregate_id).await?),
             EventLog::Memory(log) => rehydrate::<A, _>(log.load(A::TYPE, aggregate_id)?),
+            EventLog::CqrsEs(log) => log.load::<A>(aggregate_id).await,
         }
     }
 }

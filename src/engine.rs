@@ -19,6 +19,7 @@ use crate::bus::{CommandBus, EventLog};
 use crate::ids::{MemoryIds, PgIds};
 use crate::reference::cache::ReferenceCache;
 use crate::reference::LookupBatcher;
+use crate::store::cqrs_book::CqrsEsLog;
 use crate::store::{CommandOutcome, MemEventLog, PgEventLog};
 
 /// The migrations in `schema/`, embedded.
@@ -128,6 +129,36 @@ impl Engine {
             progress,
             shutdown,
             tasks: vec![projector, listener],
+        }
+    }
+
+    /// An engine on PostgreSQL whose bus stores and projects through the cqrs-es reference
+    /// backend ([`crate::store::cqrs_book`]: the benchmarks' naive baseline; its view tables
+    /// must exist). No Delius projector runs: the Delius tables stay as they were, and the
+    /// views take the projected rows. Lookups, the reference cache and the handlers are the
+    /// same as [`Engine::postgres`]'s.
+    pub fn cqrs_book(pool: PgPool) -> Self {
+        let (_, progress) = watch::channel(Checkpoint::default());
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let services = Services::new(Arc::new(PgIds::new(pool.clone())));
+        let bus = CommandBus::new(
+            EventLog::CqrsEs(CqrsEsLog::new(pool.clone())),
+            services,
+            Arc::new(Notify::new()),
+        );
+        let (reference_cache, listener) = ReferenceCache::start(
+            pool.clone(),
+            RunnerConfig::delius().reference_epoch,
+            shutdown_rx,
+        );
+        Self {
+            bus: Arc::new(bus),
+            lookups: Some(LookupBatcher::new(pool.clone())),
+            reference_cache: Some(reference_cache),
+            backend: Backend::Postgres(pool),
+            progress,
+            shutdown,
+            tasks: vec![listener],
         }
     }
 

@@ -76,7 +76,14 @@ pub async fn run(options: &Options) -> anyhow::Result<Vec<Figure>> {
                 Ok(())
             })
             .await?;
-        let (naive, naive_cpu) = crate::naive::run(&messages, prefetch, CONSUMERS.into()).await?;
+        let (naive, naive_cpu) = crate::naive::run(
+            &workload,
+            &messages,
+            &stub.uri(),
+            prefetch,
+            CONSUMERS.into(),
+        )
+        .await?;
         eprintln!(
             "async round {round}: real path {real:.1}, bare lapin loop {bare:.1}, \
              naive cqrs-es path {naive:.1} msg/s"
@@ -139,7 +146,7 @@ pub fn median(mut rates: Vec<f64>) -> f64 {
 
 /// The R&M referrals and appointments the messages are about, through the HTTP API: eight
 /// workers, each person's requests in order (one `Diary` per person).
-async fn set_up_referrals(service: &Service, workload: &Workload) -> anyhow::Result<()> {
+pub async fn set_up_referrals(service: &Service, workload: &Workload) -> anyhow::Result<()> {
     let started = Instant::now();
     let requests = workload.sync_setup();
     let mut by_person: std::collections::BTreeMap<String, Vec<_>> = Default::default();

@@ -138,11 +138,16 @@ impl Service {
     }
 
     pub async fn stop(self) {
+        self.into_database().await.drop_now().await;
+    }
+
+    /// Stops the HTTP server and the engine (its projector), keeping the database.
+    pub async fn into_database(self) -> Database {
         self.server.abort();
         if let Some(engine) = Arc::into_inner(self.engine) {
             engine.shutdown().await;
         }
-        self.db.drop_now().await;
+        self.db
     }
 }
 

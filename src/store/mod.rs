@@ -5,6 +5,7 @@
 //! Appending writes the events **and** the command-log row in one transaction, so a command
 //! is either wholly recorded with its idempotency key or not at all.
 
+pub mod cqrs_book;
 pub mod memory;
 pub mod postgres;
 

@@ -23,7 +23,7 @@ impl From<&delius_bridge::store::CommandOutcome> for CommandOutcomeSansFlag {
     }
 }
 
-fn metadata(message_id: &str) -> Metadata {
+pub(crate) fn metadata(message_id: &str) -> Metadata {
     Metadata {
         message_id: message_id.into(),
         correlation_id: "corr".into(),
@@ -34,7 +34,7 @@ fn metadata(message_id: &str) -> Metadata {
     }
 }
 
-fn baseline(offender_id: i64, surname: &str) -> Timed<CaseCommand> {
+pub(crate) fn baseline(offender_id: i64, surname: &str) -> Timed<CaseCommand> {
     Timed::new(
         Utc::now(),
         CaseCommand::RecordBaseline(Box::new(CaseBaseline {
@@ -107,7 +107,7 @@ async fn the_same_message_twice_writes_once_embedded() {
 
 /// Two commands that cannot both hold (a CRN moving to two different offender ids), fired
 /// truly concurrently many times: exactly one wins each round.
-async fn one_of_two_conflicting_commands_wins(engine: Engine) {
+pub(crate) async fn one_of_two_conflicting_commands_wins(engine: Engine) {
     for round in 0..20 {
         let crn = format!("R{round:06}");
         let make = |offender_id: i64| {

@@ -17,6 +17,7 @@ mod bench_cpu;
 mod bench_text;
 mod broker;
 mod bus;
+mod cqrs_book;
 mod crs;
 mod harness;
 mod health;
