@@ -7,6 +7,10 @@
 //! - Optimistic concurrency: a conflicting append is decided again from fresh state, a
 //!   bounded number of times with jittered backoff.
 //! - Domain errors come back typed (`BusError::Rejected`); nothing is written for them.
+//!
+//! On [`EventLog::CqrsEs`] (the cqrs-es book's storage, only the benchmarks' naive baseline
+//! uses it) a command is decided the same way but committed as the book does: no command log
+//! (so no idempotency), and a [`Unit`]'s commands each commit as they are executed.
 
 use std::sync::Arc;
 use std::time::Duration;
