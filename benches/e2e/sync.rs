@@ -117,9 +117,18 @@ pub async fn run(options: &Options) -> anyhow::Result<Vec<Level>> {
     for &clients in LEVELS {
         drive(&service, &workload, &next, clients, warmup).await?;
         let sample = cpu::Sample::now();
-        let mut latencies = drive(&service, &workload, &next, clients, measure).await?;
-        let cpu = sample.usage(latencies.len() as f64);
+        let answers = drive(&service, &workload, &next, clients, measure).await?;
+        let cpu = sample.usage(answers.len() as f64);
         crate::figure::print_metrics(&format!("sync after {clients} clients"));
+        eprintln!(
+            "tail: {clients} clients, requests of ≥ 15 ms / answered, per 250 ms: {}",
+            crate::text::slow_over_time(
+                &answers,
+                Duration::from_millis(250),
+                Duration::from_millis(15)
+            )
+        );
+        let mut latencies: Vec<Duration> = answers.into_iter().map(|(_, l)| l).collect();
         total = next.load(Ordering::SeqCst) as usize;
         latencies.sort();
         let per_second = latencies.len() as f64 / measure.as_secs_f64();
@@ -161,15 +170,15 @@ pub async fn run(options: &Options) -> anyhow::Result<Vec<Level>> {
     Ok(levels)
 }
 
-/// `clients` tasks PUT referrals back to back for `duration`; the latencies of the requests
-/// that started within it.
+/// `clients` tasks PUT referrals back to back for `duration`; when each request that started
+/// within it was answered (from the start) and its latency.
 async fn drive(
     service: &Arc<Service>,
     workload: &Arc<Workload>,
     next: &Arc<AtomicU64>,
     clients: usize,
     duration: Duration,
-) -> anyhow::Result<Vec<Duration>> {
+) -> anyhow::Result<Vec<(Duration, Duration)>> {
     let (service, workload, next) = (service.clone(), workload.clone(), next.clone());
     closed_loop(clients, duration, move || {
         let (service, workload, next) = (service.clone(), workload.clone(), next.clone());
@@ -214,27 +223,30 @@ async fn http_floor(
     Ok((answered as f64 / duration.as_secs_f64(), cpu))
 }
 
-/// `clients` tasks each run `request` back to back until `duration` has passed; the
-/// latencies `request` measured, of every request that started within it.
+/// `clients` tasks each run `request` back to back until `duration` has passed; for every
+/// request that started within it, when it was answered (from the start) and the latency
+/// `request` measured.
 async fn closed_loop<F, Fut>(
     clients: usize,
     duration: Duration,
     request: F,
-) -> anyhow::Result<Vec<Duration>>
+) -> anyhow::Result<Vec<(Duration, Duration)>>
 where
     F: Fn() -> Fut + Clone + Send + 'static,
     Fut: std::future::Future<Output = anyhow::Result<Duration>> + Send,
 {
-    let deadline = Instant::now() + duration;
+    let begun = Instant::now();
+    let deadline = begun + duration;
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..clients {
         let request = request.clone();
         tasks.spawn(async move {
-            let mut latencies = Vec::new();
+            let mut answers = Vec::new();
             while Instant::now() < deadline {
-                latencies.push(request().await?);
+                let latency = request().await?;
+                answers.push((begun.elapsed(), latency));
             }
-            anyhow::Ok(latencies)
+            anyhow::Ok(answers)
         });
     }
     let mut all = Vec::new();

@@ -48,8 +48,51 @@ pub fn percentile(sorted: &[Duration], p: f64) -> f64 {
     sorted[rank.min(sorted.len() - 1)].as_secs_f64() * 1000.0
 }
 
+/// Requests over `threshold` in each `window` of a level, by when they were answered (offset
+/// from the level's start, latency): how the slow requests spread over the level — evenly
+/// (queueing) or in bursts (a stall). Formatted `slow/answered` per window.
+pub fn slow_over_time(
+    answers: &[(Duration, Duration)],
+    window: Duration,
+    threshold: Duration,
+) -> String {
+    let Some(last) = answers.iter().map(|(at, _)| *at).max() else {
+        return String::new();
+    };
+    let slot = |at: Duration| (at.as_nanos() / window.as_nanos().max(1)) as usize;
+    let mut windows = vec![(0usize, 0usize); slot(last) + 1];
+    for (at, latency) in answers {
+        let counts = &mut windows[slot(*at)];
+        counts.1 += 1;
+        if *latency >= threshold {
+            counts.0 += 1;
+        }
+    }
+    windows
+        .iter()
+        .map(|(slow, all)| format!("{slow}/{all}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn slow_requests_are_counted_in_the_window_they_were_answered() {
+        let ms = std::time::Duration::from_millis;
+        let answers = [
+            (ms(10), ms(3)),
+            (ms(200), ms(20)),
+            (ms(260), ms(15)),
+            (ms(600), ms(1)),
+        ];
+        assert_eq!(
+            super::slow_over_time(&answers, ms(250), ms(15)),
+            "1/2 1/1 0/1"
+        );
+        assert_eq!(super::slow_over_time(&[], ms(250), ms(15)), "");
+    }
+
     #[test]
     fn database_is_replaced() {
         assert_eq!(
