@@ -2,13 +2,19 @@
 //! deciding as always, each command committed through a postgres-es event store and
 //! projected into a `GenericQuery` view of Delius rows.
 
+use std::sync::Arc;
+
 use aggregates::case::Case;
+use delius_bridge::amqp::envelope::Envelope;
+use delius_bridge::amqp::outcome::HandlerOutcome;
+use delius_bridge::amqp::topology::PRISON_CUSTODY_STATUS;
 use delius_bridge::engine::Engine;
 use delius_bridge::store::cqrs_book::{view_errors, CqrsEsLog};
+use delius_bridge::upstream::{UpstreamClient, UpstreamConfig};
 use sqlx::PgPool;
 
 use crate::bus::{baseline, metadata, one_of_two_conflicting_commands_wins};
-use crate::engine;
+use crate::{demo_seed, engine, settle};
 
 async fn book(pool: &PgPool) -> Engine {
     CqrsEsLog::create_views(pool).await.unwrap();
@@ -142,4 +148,66 @@ async fn a_view_that_cannot_be_written_is_counted_and_the_command_stands(pool: P
     let (_, sequence) = engine.bus.load::<Case>("X999999").await.unwrap();
     assert_eq!(sequence, 1);
     engine.shutdown().await;
+}
+
+/// What the benchmark's naive path does: a database seeded by the service, then the service's
+/// own handlers on the book's engine. A prison release decides and commits its custody's
+/// commands and projects them into the custody's view, leaving the Delius tables and the
+/// command log alone.
+#[sqlx::test(migrator = "delius_bridge::engine::MIGRATOR")]
+async fn the_service_handlers_run_on_the_book(pool: PgPool) {
+    let service = engine(pool.clone());
+    delius_bridge::seed::load(&service, &demo_seed(), "seed:test")
+        .await
+        .unwrap();
+    settle(&service).await;
+    service.shutdown().await;
+    let count = |sql: &'static str| {
+        let pool = pool.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>(sql)
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+        }
+    };
+    let releases = count("SELECT count(*) FROM delius.release").await;
+    let events = count("SELECT count(*) FROM events").await;
+    let logged = count("SELECT count(*) FROM command_log").await;
+
+    let engine = Arc::new(book(&pool).await);
+    let upstream =
+        UpstreamClient::from_config(UpstreamConfig::new(["http://127.0.0.1:9".to_string()]))
+            .unwrap();
+    let handlers = delius_bridge::handlers::registry(&engine, &upstream);
+    let body = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/upstream/prison-custody-status-to-delius/messages/prisoner-released.json"
+    ))
+    .unwrap();
+    let envelope = Envelope::parse(&body).unwrap();
+    let outcome = handlers
+        .get(PRISON_CUSTODY_STATUS)
+        .unwrap()
+        .handle(&envelope)
+        .await;
+    assert!(
+        matches!(&outcome, HandlerOutcome::Success { .. }),
+        "{outcome:?}"
+    );
+
+    assert!(count("SELECT count(*) FROM events").await > events);
+    assert_eq!(count("SELECT count(*) FROM command_log").await, logged);
+    assert_eq!(count("SELECT count(*) FROM delius.release").await, releases);
+    let views: Vec<serde_json::Value> =
+        sqlx::query_scalar("SELECT payload::jsonb FROM cqrs_view_custody")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(views.len(), 1, "one custody released");
+    let tables: Vec<&String> = views[0]["tables"].as_object().unwrap().keys().collect();
+    insta::assert_json_snapshot!("cqrs_book_release_view_tables", tables);
+    if let Some(engine) = Arc::into_inner(engine) {
+        engine.shutdown().await;
+    }
 }
