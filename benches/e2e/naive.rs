@@ -6,7 +6,8 @@
 //! INSERT per event), then a postgres-es `GenericQuery` view of the Delius rows the events
 //! project to (load the view's row, apply, write it back). Each message is handled and acked
 //! one at a time per consumer, with the same transport, prefetch and consumer count as the
-//! service (`crate::lapin_loop`).
+//! service (`crate::lapin_loop`): with several in flight, two messages of one person race
+//! their `GenericQuery` dispatches and one view update is lost (BENCHMARKS.md).
 //!
 //! Its database is set up as the service's is (the same people seeded, the same referrals
 //! and appointments PUT through the HTTP API), then the service is stopped and the naive
