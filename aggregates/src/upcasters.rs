@@ -14,13 +14,17 @@ use serde_json::Value;
 
 use crate::diary::{minutes_for_hours, OUTCOME_RECORDED_VERSION};
 
-static ALL: LazyLock<Vec<Box<dyn EventUpcaster>>> = LazyLock::new(|| {
+static ALL: LazyLock<Vec<Box<dyn EventUpcaster>>> = LazyLock::new(build);
+
+/// Every upcaster, in the order they must be folded, built anew (for a reader that takes
+/// them by value, as a cqrs-es `PersistedEventStore` does).
+pub fn build() -> Vec<Box<dyn EventUpcaster>> {
     vec![Box::new(SemanticVersionEventUpcaster::new(
         "AppointmentOutcomeRecorded",
         OUTCOME_RECORDED_VERSION,
         Box::new(outcome_recorded_v2),
     ))]
-});
+}
 
 /// Every upcaster, in the order they must be folded, built once.
 pub fn all() -> &'static [Box<dyn EventUpcaster>] {

@@ -91,8 +91,11 @@ impl CqrsEsLog {
         Ok(())
     }
 
+    /// The aggregate's postgres-es event store, with the log's upcasters (so it reads the
+    /// older event versions the service's log may hold).
     fn store<A: Aggregate>(&self) -> PersistedEventStore<PostgresEventRepository, A> {
         PersistedEventStore::new_event_store(PostgresEventRepository::new(self.pool.clone()))
+            .with_upcasters(aggregates::upcasters::build())
     }
 
     /// The aggregate from its whole stream, with its last sequence.
