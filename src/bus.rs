@@ -198,7 +198,7 @@ impl<A: Routed> Decided<A> {
 
     /// What a command committed by the cqrs-es backend answers: its events by sequence (that
     /// log has no global positions or transaction ids, so there is nothing to wait for).
-    fn outcome(self, metadata: &Metadata) -> CommandOutcome {
+    fn outcome(&self, metadata: &Metadata) -> CommandOutcome {
         let events = self
             .events
             .iter()
@@ -212,11 +212,11 @@ impl<A: Routed> Decided<A> {
         CommandOutcome {
             message_id: metadata.message_id.clone(),
             aggregate_type: A::TYPE.to_string(),
-            aggregate_id: self.aggregate_id,
+            aggregate_id: self.aggregate_id.clone(),
             command_type: self.command_type.to_string(),
             events,
             transaction_id: None,
-            reply: self.reply,
+            reply: self.reply.clone(),
             duplicate: false,
         }
     }
@@ -298,27 +298,17 @@ impl Unit<'_> {
         aggregate_id: &str,
         command: A::Command,
     ) -> Result<UnitDecision<A::Event>, BusError<A::Error>> {
-        if let EventLog::CqrsEs(log) = &self.bus.log {
+        if let EventLog::CqrsEs(_) = &self.bus.log {
             // The book has no units: the command commits on its own, now.
-            let loaded = match self.take_preloaded::<A>(aggregate_id) {
-                Some(Err(outcome)) => {
-                    return Ok(UnitDecision {
-                        reply: outcome.reply,
-                        events: Vec::new(),
-                        duplicate: true,
-                    })
-                }
-                Some(Ok(loaded)) => Some(loaded),
-                None => None,
-            };
-            let decided = self
+            let loaded = self.take_preloaded::<A>(aggregate_id).map(Ok);
+            let (outcome, events) = self
                 .bus
-                .execute_cqrs_es::<A>(log, aggregate_id, command, self.metadata, loaded)
+                .decide_and_append::<A>(aggregate_id, command, self.metadata, loaded)
                 .await?;
             return Ok(UnitDecision {
-                reply: decided.reply,
-                events: decided.events,
-                duplicate: false,
+                reply: outcome.reply,
+                events,
+                duplicate: outcome.duplicate,
             });
         }
         let staged = self
@@ -508,8 +498,9 @@ impl CommandBus {
     where
         A::Command: Clone + Send + Sync,
     {
-        self.execute_from::<A>(aggregate_id, command, metadata, None)
+        self.decide_and_append::<A>(aggregate_id, command, metadata, None)
             .await
+            .map(|(outcome, _)| outcome)
     }
 
     /// Executes the command `prepare` builds (from lookups of its own, e.g. the person and
@@ -528,35 +519,22 @@ impl CommandBus {
         let (loaded, command) = tokio::join!(self.load_for::<A>(metadata, aggregate_id), prepare);
         let command = command?;
         Ok(self
-            .execute_from::<A>(aggregate_id, command, metadata, Some(loaded))
-            .await)
+            .decide_and_append::<A>(aggregate_id, command, metadata, Some(loaded))
+            .await
+            .map(|(outcome, _)| outcome))
     }
 
-    /// [`CommandBus::execute`], its first attempt deciding on `loaded` when given.
-    async fn execute_from<A: Routed>(
+    /// Loads the aggregate (or takes `loaded`), decides the command and appends its events
+    /// to the log — on the cqrs-es book backend, commits and projects them — deciding again
+    /// from a fresh load on a conflict. The outcome and the events appended (none for a
+    /// message already recorded).
+    async fn decide_and_append<A: Routed>(
         &self,
         aggregate_id: &str,
         command: A::Command,
         metadata: &Metadata,
         mut loaded: Option<Loaded<A>>,
-    ) -> Result<CommandOutcome, BusError<A::Error>>
-    where
-        A::Command: Clone + Send + Sync,
-    {
-        if let EventLog::CqrsEs(log) = &self.log {
-            let loaded = match loaded.take().transpose()? {
-                Some(Err(mut outcome)) => {
-                    outcome.duplicate = true;
-                    return Ok(outcome);
-                }
-                Some(Ok(loaded)) => Some(loaded),
-                None => None,
-            };
-            let decided = self
-                .execute_cqrs_es::<A>(log, aggregate_id, command, metadata, loaded)
-                .await?;
-            return Ok(decided.outcome(metadata));
-        }
+    ) -> Result<(CommandOutcome, Vec<A::Event>), BusError<A::Error>> {
         for attempt in 1..=self.max_attempts {
             let load = match loaded.take() {
                 Some(load) => load,
@@ -565,25 +543,36 @@ impl CommandBus {
             let (aggregate, sequence) = match load? {
                 Err(mut outcome) => {
                     outcome.duplicate = true;
-                    return Ok(outcome);
+                    return Ok((outcome, Vec::new()));
                 }
                 Ok(loaded) => loaded,
             };
-            let decided = self
+            let mut decided = self
                 .decide_from::<A>(aggregate_id, aggregate, sequence, command.clone())
                 .await?;
-            let batch = decided.batch(metadata, decided.new_events()?);
             let appended = match &self.log {
-                EventLog::Postgres(log) => log.append(batch).await,
-                EventLog::Memory(log) => log.append(batch),
-                EventLog::CqrsEs(_) => unreachable!("handled above"),
+                EventLog::Postgres(log) => {
+                    log.append(decided.batch(metadata, decided.new_events()?))
+                        .await
+                }
+                EventLog::Memory(log) => log.append(decided.batch(metadata, decided.new_events()?)),
+                EventLog::CqrsEs(log) => {
+                    let outcome = decided.outcome(metadata);
+                    let events = std::mem::take(&mut decided.events);
+                    log.commit::<A>(aggregate_id, sequence, events, metadata)
+                        .await
+                        .map(|events| {
+                            decided.events = events;
+                            outcome
+                        })
+                }
             };
             match appended {
                 Ok(outcome) => {
                     if !outcome.events.is_empty() {
                         self.wake.notify_one();
                     }
-                    return Ok(outcome);
+                    return Ok((outcome, decided.events));
                 }
                 Err(AppendError::Conflict) | Err(AppendError::Duplicate) => {
                     tracing::debug!(
@@ -592,46 +581,6 @@ impl CommandBus {
                         attempt,
                         "append conflict; deciding again"
                     );
-                    tokio::time::sleep(backoff(attempt)).await;
-                }
-                Err(AppendError::Store(error)) => return Err(BusError::Store(error)),
-            }
-        }
-        Err(BusError::Contention {
-            aggregate_type: A::TYPE,
-            aggregate_id: aggregate_id.to_string(),
-            attempts: self.max_attempts,
-        })
-    }
-
-    /// The cqrs-es backend's `execute`: load the stream (unless `loaded`), decide, commit and
-    /// project; decided again from a fresh load on a conflict, like [`CommandBus::execute`].
-    async fn execute_cqrs_es<A: Routed>(
-        &self,
-        log: &CqrsEsLog,
-        aggregate_id: &str,
-        command: A::Command,
-        metadata: &Metadata,
-        mut loaded: Option<(A, usize)>,
-    ) -> Result<Decided<A>, BusError<A::Error>> {
-        for attempt in 1..=self.max_attempts {
-            let (aggregate, sequence) = match loaded.take() {
-                Some(loaded) => loaded,
-                None => log.load::<A>(aggregate_id).await?,
-            };
-            let mut decided = self
-                .decide_from::<A>(aggregate_id, aggregate, sequence, command.clone())
-                .await?;
-            let events = std::mem::take(&mut decided.events);
-            match log
-                .commit::<A>(aggregate_id, sequence, events, metadata)
-                .await
-            {
-                Ok(events) => {
-                    decided.events = events;
-                    return Ok(decided);
-                }
-                Err(AppendError::Conflict) | Err(AppendError::Duplicate) => {
                     tokio::time::sleep(backoff(attempt)).await;
                 }
                 Err(AppendError::Store(error)) => return Err(BusError::Store(error)),

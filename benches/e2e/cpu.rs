@@ -114,14 +114,16 @@ fn parse_machine(stat: &str) -> Option<(u64, u64)> {
 
 /// This process's user and system ticks (fields 14 and 15 of `/proc/self/stat`).
 fn own() -> Option<u64> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    parse_own(&stat)
+    process_ticks("/proc/self/stat")
 }
 
 /// The CPU seconds (user + system) process `pid` has used so far.
 pub fn process_seconds(pid: u32) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    Some(parse_own(&stat)? as f64 / TICKS_PER_SECOND)
+    Some(process_ticks(&format!("/proc/{pid}/stat"))? as f64 / TICKS_PER_SECOND)
+}
+
+fn process_ticks(path: &str) -> Option<u64> {
+    parse_own(&std::fs::read_to_string(path).ok()?)
 }
 
 fn parse_own(stat: &str) -> Option<u64> {

@@ -20,7 +20,7 @@ use delius_bridge::amqp::envelope::Envelope;
 use delius_bridge::amqp::outcome::HandlerOutcome;
 use delius_bridge::amqp::topology::QUEUES;
 use delius_bridge::engine::Engine;
-use delius_bridge::store::cqrs_book::{view_errors, CqrsEsLog};
+use delius_bridge::store::cqrs_book::{view_errors, view_table, CqrsEsLog, AGGREGATE_TYPES};
 use delius_bridge::upstream::{UpstreamClient, UpstreamConfig};
 use delius_bridge::workload::{Message, Workload};
 
@@ -78,9 +78,7 @@ pub async fn run(
 /// How many view documents the naive path wrote, over every aggregate type.
 async fn view_rows(pool: &sqlx::PgPool) -> anyhow::Result<i64> {
     let mut total = 0;
-    for table in ["Custody", "PomAllocation", "Referral", "Diary"]
-        .map(delius_bridge::store::cqrs_book::view_table)
-    {
+    for table in AGGREGATE_TYPES.map(view_table) {
         let (rows,): (i64,) = sqlx::query_as(&format!("SELECT count(*) FROM {table}"))
             .fetch_one(pool)
             .await?;

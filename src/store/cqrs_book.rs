@@ -42,7 +42,7 @@ use projections::{Key, Metadata, RecordedEvent, RowChange};
 use super::{AppendError, StoreError};
 
 /// The aggregate types the bus routes, each with its view table.
-const AGGREGATE_TYPES: [&str; 6] = [
+pub const AGGREGATE_TYPES: [&str; 6] = [
     ReferenceData::TYPE,
     Case::TYPE,
     Custody::TYPE,
@@ -129,7 +129,11 @@ impl CqrsEsLog {
         };
         let committed = self
             .store::<A>()
-            .commit(events, context, metadata_map(metadata))
+            .commit(
+                events,
+                context,
+                metadata_map(metadata).map_err(StoreError::from)?,
+            )
             .await
             .map_err(|error| match error {
                 AggregateError::AggregateConflict => AppendError::Conflict,
@@ -158,23 +162,10 @@ fn store_error<E: std::error::Error>(error: AggregateError<E>) -> StoreError {
     }
 }
 
-/// The command metadata as cqrs-es carries it: a map of strings (the same fields the
-/// service's own log stores).
-fn metadata_map(metadata: &Metadata) -> HashMap<String, String> {
-    let mut map = HashMap::from([
-        ("message_id".to_string(), metadata.message_id.clone()),
-        (
-            "correlation_id".to_string(),
-            metadata.correlation_id.clone(),
-        ),
-        ("source".to_string(), metadata.source.as_str().to_string()),
-        ("actor".to_string(), metadata.actor.clone()),
-        ("received_at".to_string(), metadata.received_at.to_rfc3339()),
-    ]);
-    if let Some(causation) = &metadata.causation_id {
-        map.insert("causation_id".to_string(), causation.clone());
-    }
-    map
+/// The command metadata as cqrs-es carries it: a map of strings — the service's own
+/// [`Metadata`] serialization, every field of which is a string.
+fn metadata_map(metadata: &Metadata) -> Result<HashMap<String, String>, serde_json::Error> {
+    serde_json::from_value(serde_json::to_value(metadata)?)
 }
 
 /// The Delius rows one aggregate instance's events project to
@@ -320,7 +311,8 @@ mod tests {
             received_at: "2026-11-30T12:00:00Z".parse().unwrap(),
         };
         let back: Metadata =
-            serde_json::from_value(serde_json::to_value(metadata_map(&metadata)).unwrap()).unwrap();
+            serde_json::from_value(serde_json::to_value(metadata_map(&metadata).unwrap()).unwrap())
+                .unwrap();
         assert_eq!(back, metadata);
     }
 }
