@@ -9,6 +9,8 @@
 //! | [`DEAD_LETTERS_TOTAL`] | counter | `queue` |
 //! | [`APPEND_STATEMENTS_TOTAL`] | counter | – |
 //! | [`APPENDS_TOTAL`] | counter | – |
+//! | [`APPEND_CONFLICTS_TOTAL`] | counter | – |
+//! | [`APPEND_GROUP_FAILURES_TOTAL`] | counter | – |
 //! | [`LOAD_QUERIES_TOTAL`] | counter | – |
 //! | [`LOADS_TOTAL`] | counter | – |
 //! | [`LOOKUP_QUERIES_TOTAL`] | counter | – |
@@ -18,6 +20,9 @@
 //! | [`PROJECTION_WAIT_SECONDS`] | histogram | `outcome` (reached, timeout) |
 //!
 //! `APPENDS_TOTAL / APPEND_STATEMENTS_TOTAL` is the mean size of a group commit,
+//! `APPEND_CONFLICTS_TOTAL` counts appends decided on a stale stream (decided again), and
+//! `APPEND_GROUP_FAILURES_TOTAL` group statements that failed as a whole, so that their
+//! appends were written one by one (a statement each: should it rise, group commit is lost),
 //! `LOADS_TOTAL / LOAD_QUERIES_TOTAL` that of a grouped stream load,
 //! `LOOKUPS_TOTAL / LOOKUP_QUERIES_TOTAL` that of a grouped reference lookup;
 //! `REFERENCE_CACHE_COPIES_TOTAL` rising steadily means reference rows keep changing (each
@@ -46,6 +51,10 @@ pub const DEAD_LETTERS_TOTAL: &str = "delius_bridge_dead_letters_total";
 pub const APPEND_STATEMENTS_TOTAL: &str = "delius_bridge_append_statements_total";
 /// Appends (a command, or a unit of commands) committed through those statements.
 pub const APPENDS_TOTAL: &str = "delius_bridge_appends_total";
+/// Appends refused because their caller decided on a stale stream (the caller decides again).
+pub const APPEND_CONFLICTS_TOTAL: &str = "delius_bridge_append_conflicts_total";
+/// Group statements that failed as a whole, their appends then written one by one.
+pub const APPEND_GROUP_FAILURES_TOTAL: &str = "delius_bridge_append_group_failures_total";
 
 /// Grouped loads: queries the event log's loaders ran (one per group).
 pub const LOAD_QUERIES_TOTAL: &str = "delius_bridge_load_queries_total";
@@ -121,6 +130,14 @@ pub fn install() -> &'static PrometheusHandle {
         metrics::describe_counter!(
             APPENDS_TOTAL,
             "Appends committed through the group-commit statements"
+        );
+        metrics::describe_counter!(
+            APPEND_CONFLICTS_TOTAL,
+            "Appends refused because they were decided on a stale stream"
+        );
+        metrics::describe_counter!(
+            APPEND_GROUP_FAILURES_TOTAL,
+            "Group-commit statements that failed as a whole (appends then written one by one)"
         );
         metrics::describe_counter!(
             LOAD_QUERIES_TOTAL,
@@ -222,6 +239,16 @@ pub fn record_load_group(loads: usize) {
 pub fn record_append_group(appends: usize) {
     metrics::counter!(APPEND_STATEMENTS_TOTAL).increment(1);
     metrics::counter!(APPENDS_TOTAL).increment(appends as u64);
+}
+
+/// Counts one append refused as a conflict (decided on a stale stream).
+pub fn record_append_conflict() {
+    metrics::counter!(APPEND_CONFLICTS_TOTAL).increment(1);
+}
+
+/// Counts one group statement that failed as a whole.
+pub fn record_append_group_failure() {
+    metrics::counter!(APPEND_GROUP_FAILURES_TOTAL).increment(1);
 }
 
 /// Records how long a synchronous request waited for its rows to become visible, and

@@ -125,10 +125,13 @@ impl PgEventLog {
     ///
     /// **Group commit**: the append goes to a committer task, which writes it together with
     /// the appends other callers queued meanwhile (up to `MAX_GROUP`, 64) in one statement
-    /// (`APPEND`): one round trip and one commit for all of them. Should that statement fail
-    /// (two of them on one aggregate, a redelivery recorded meanwhile), the committer writes
-    /// each of the group's appends on its own, so each caller gets its own answer: exactly
-    /// what it would get without grouping.
+    /// (`APPEND`): one round trip and one commit for all of them. An append decided on a
+    /// stale stream, or on a stream an earlier append of the group writes, is refused by the
+    /// statement and answered [`AppendError::Conflict`] while the others are written. Should
+    /// the statement fail as a whole (a writer committing one of its streams meanwhile, a
+    /// redelivery recorded meanwhile), the committer writes each of the group's appends on
+    /// its own. Either way each caller gets its own answer: exactly what it would get
+    /// without grouping.
     pub async fn append_all(
         &self,
         batches: Vec<AppendBatch<'_>>,
@@ -140,6 +143,39 @@ impl PgEventLog {
             .await
             .map_err(|_| StoreError::CommitterStopped)?;
         answer.await.map_err(|_| StoreError::CommitterStopped)?
+    }
+
+    /// Writes several callers' appends as **one group**, as a committer does with the
+    /// appends it gathered: one answer per caller, in order. For callers that hold several
+    /// independent appends at once (and for tests, which cannot make concurrent callers meet
+    /// in one group at will).
+    pub async fn append_grouped(
+        &self,
+        callers: Vec<Vec<AppendBatch<'_>>>,
+    ) -> Vec<Result<Vec<CommandOutcome>, AppendError>> {
+        let mut group = Vec::with_capacity(callers.len());
+        let mut answers = Vec::with_capacity(callers.len());
+        for batches in callers {
+            match Pending::new(batches) {
+                Ok(pending) => {
+                    let (done, answer) = oneshot::channel();
+                    group.push(Commit { pending, done });
+                    answers.push(Ok(answer));
+                }
+                Err(error) => answers.push(Err(AppendError::Store(error))),
+            }
+        }
+        commit_group(&self.pool, group).await;
+        let mut results = Vec::with_capacity(answers.len());
+        for answer in answers {
+            results.push(match answer {
+                Ok(answer) => answer
+                    .await
+                    .unwrap_or(Err(AppendError::Store(StoreError::CommitterStopped))),
+                Err(error) => Err(error),
+            });
+        }
+        results
     }
 }
 
@@ -295,7 +331,12 @@ async fn commit_groups(pool: PgPool, queue: std::sync::Arc<Mutex<mpsc::Receiver<
     }
 }
 
-/// Writes a group in one statement; if that fails, each of its appends on its own.
+/// Writes a group in one statement; if that fails, each of its appends on its own. An
+/// append the statement refused (its expected sequence was stale, or an earlier append of the
+/// group writes the same aggregate) is answered [`AppendError::Conflict`] without failing the
+/// others, so one stale caller does not make the whole group commit one by one. A statement
+/// that broke the events' key (the other committer wrote one of its streams between its
+/// check and its insert) is run once more, when that check sees the other's events.
 async fn commit_group(pool: &PgPool, group: Vec<Commit>) {
     crate::metrics::record_append_group(group.len());
     if group.len() > 1 {
@@ -305,30 +346,67 @@ async fn commit_group(pool: &PgPool, group: Vec<Commit>) {
             merged.extend(&commit.pending.columns);
             outcomes.extend(commit.pending.outcomes.iter().cloned());
         }
-        match write(pool, &merged, outcomes).await {
-            Ok(outcomes) => {
-                let mut outcomes = outcomes.into_iter();
+        let mut written = write(pool, &merged, outcomes.clone()).await;
+        if let Err(AppendError::Conflict) = written {
+            written = write(pool, &merged, outcomes).await;
+        }
+        match written {
+            Ok(written) => {
+                let mut written = written.into_iter();
                 for commit in group {
-                    let mine = outcomes
+                    let mine: Vec<_> = written
                         .by_ref()
                         .take(commit.pending.outcomes.len())
                         .collect();
                     // A caller that stopped waiting still had its append written.
-                    let _ = commit.done.send(Ok(mine));
+                    let _ = commit.done.send(answer(mine));
                 }
                 return;
             }
-            Err(error) => tracing::debug!(
-                %error,
-                appends = group.len(),
-                "group append failed; writing its appends one by one"
-            ),
+            Err(error) => {
+                crate::metrics::record_append_group_failure();
+                tracing::debug!(
+                    %error,
+                    appends = group.len(),
+                    "group append failed; writing its appends one by one"
+                )
+            }
         }
     }
     for commit in group {
         let Pending { columns, outcomes } = commit.pending;
-        let _ = commit.done.send(write(pool, &columns, outcomes).await);
+        let written = write(pool, &columns, outcomes).await.and_then(answer);
+        if let Err(AppendError::Conflict) = &written {
+            // `answer` counted a refusal; this is a writer that committed first.
+            crate::metrics::record_append_conflict();
+        }
+        let _ = commit.done.send(written);
     }
+}
+
+/// One caller's answer from its batches as written: its outcomes, or a conflict when the
+/// statement refused them (a caller's batches are refused together).
+fn answer(written: Vec<Written>) -> Result<Vec<CommandOutcome>, AppendError> {
+    let mut outcomes = Vec::with_capacity(written.len());
+    for batch in written {
+        match batch {
+            Written::Outcome(outcome) => outcomes.push(outcome),
+            Written::Refused => {
+                crate::metrics::record_append_conflict();
+                return Err(AppendError::Conflict);
+            }
+        }
+    }
+    Ok(outcomes)
+}
+
+/// What [`APPEND`] did with one batch.
+enum Written {
+    /// Written: the caller's outcome with its events and transaction filled in.
+    Outcome(CommandOutcome),
+    /// Not written: its expected sequence was not the stream's last, or an earlier caller's
+    /// batch in the same statement writes the same stream.
+    Refused,
 }
 
 /// Appends not yet written: the statement's columns and the outcomes it will fill in.
@@ -359,13 +437,13 @@ impl Pending {
     }
 }
 
-/// Runs [`APPEND`] on its own (an implicit transaction) and fills in `outcomes` (one per
-/// batch of `columns`, in order) from what it wrote.
+/// Runs [`APPEND`] on its own (an implicit transaction): what it did with each batch of
+/// `columns` (one `outcomes` entry per batch, in order), from what it wrote and refused.
 async fn write(
     pool: &PgPool,
     columns: &AppendColumns,
     mut outcomes: Vec<CommandOutcome>,
-) -> Result<Vec<CommandOutcome>, AppendError> {
+) -> Result<Vec<Written>, AppendError> {
     let rows = sqlx::query(APPEND)
         .bind(&columns.aggregate_types)
         .bind(&columns.aggregate_ids)
@@ -380,39 +458,88 @@ async fn write(
         .bind(&columns.event_versions)
         .bind(&columns.payloads)
         .bind(&columns.last)
+        .bind(&columns.units)
         .fetch_all(pool)
         .await
         .map_err(classify)?;
+    let mut refused = vec![false; outcomes.len()];
     for row in rows {
         let index: i64 = row.try_get("batch").map_err(StoreError::from)?;
-        let outcome = usize::try_from(index - 1)
+        let slot = usize::try_from(index - 1)
             .ok()
-            .and_then(|i| outcomes.get_mut(i))
+            .filter(|i| *i < outcomes.len())
             .ok_or(AppendError::Store(StoreError::Poisoned))?;
+        let Some(sequence) = row
+            .try_get::<Option<i64>, _>("sequence")
+            .map_err(StoreError::from)?
+        else {
+            refused[slot] = true;
+            continue;
+        };
+        let outcome = &mut outcomes[slot];
         outcome.transaction_id = Some(row.try_get::<i64, _>("txid").map_err(StoreError::from)?);
         outcome.events.push(WrittenEvent {
-            sequence: row.try_get("sequence").map_err(StoreError::from)?,
+            sequence,
             global_position: row.try_get("global_position").map_err(StoreError::from)?,
             event_type: row.try_get("event_type").map_err(StoreError::from)?,
         });
     }
-    Ok(outcomes)
+    Ok(outcomes
+        .into_iter()
+        .zip(refused)
+        .map(|(outcome, refused)| {
+            if refused {
+                Written::Refused
+            } else {
+                Written::Outcome(outcome)
+            }
+        })
+        .collect())
 }
 
 /// Every batch's events and command-log row in **one statement**, run on its own (an
 /// implicit transaction: atomic, one round trip, one commit). Batches come as parallel arrays
-/// `$1..$7` and `$13` (numbered by ordinality; `$13` is the last sequence each writes), events as `$8..$12` naming their batch. Events are
-/// inserted in batch then sequence order, so positions rise with sequences. Each command-log
-/// outcome is the caller's with `events` and `transaction_id` filled in from the insert (a
-/// data-modifying CTE runs whether or not the final SELECT reads it). JSON values come as
+/// `$1..$7`, `$13` (the last sequence each writes) and `$14` (the caller it belongs to),
+/// numbered by ordinality; events as `$8..$12` naming their batch. Events are inserted in
+/// batch then sequence order, so positions rise with sequences. Each command-log outcome is
+/// the caller's with `events` and `transaction_id` filled in from the insert, aggregated per
+/// batch once (`per_batch`; a subquery per batch scanned every written event for each) — a
+/// data-modifying CTE runs whether or not the final SELECT reads it. JSON values come as
 /// text: a `json` column only scans it, where a `jsonb` parameter was parsed into a tree and
 /// printed back for the `json` columns.
+///
+/// **Refused callers.** A batch with events whose expected sequence is not its stream's last
+/// committed one (its caller decided on a stale load), or whose stream an earlier caller's
+/// batch in the statement also writes, would break the events' key and with it the whole
+/// statement; instead its caller's batches are left out (`refused`) and come back as rows
+/// with a NULL sequence, so the others are written and only that caller decides again.
+/// (The earlier writer may itself be refused for another of its batches; the later one then
+/// decides again needlessly, which is always safe.) A
+/// writer committing the same stream between this check and the insert still breaks the key
+/// (then [`commit_group`] writes the callers one by one), as does a redelivery's command-log
+/// row. Batches without events write only their command-log row and are not checked, as
+/// before.
 const APPEND: &str = "\
-WITH b AS ( \
+WITH b0 AS ( \
   SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], \
-                       $6::text[], $7::text[], $13::bigint[]) \
+                       $6::text[], $7::text[], $13::bigint[], $14::bigint[]) \
     WITH ORDINALITY AS u(aggregate_type, aggregate_id, expected, message_id, command_type, \
-                         outcome, metadata, last, i) \
+                         outcome, metadata, last, unit, i) \
+), stale AS ( \
+  SELECT DISTINCT b0.unit FROM b0 \
+  WHERE b0.last > b0.expected AND b0.expected <> COALESCE(( \
+    SELECT e.sequence FROM events e \
+    WHERE e.aggregate_type = b0.aggregate_type AND e.aggregate_id = b0.aggregate_id \
+    ORDER BY e.sequence DESC LIMIT 1), 0) \
+), firsts AS ( \
+  SELECT b0.unit, b0.last > b0.expected AS writes, \
+         min(b0.unit) FILTER (WHERE b0.last > b0.expected) \
+           OVER (PARTITION BY b0.aggregate_type, b0.aggregate_id) AS first_unit \
+  FROM b0 WHERE b0.unit NOT IN (SELECT unit FROM stale) \
+), refused AS ( \
+  SELECT unit FROM stale UNION SELECT unit FROM firsts WHERE writes AND unit <> first_unit \
+), b AS ( \
+  SELECT * FROM b0 WHERE b0.unit NOT IN (SELECT unit FROM refused) \
 ), written AS ( \
   INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) \
   SELECT b.aggregate_type, b.aggregate_id, e.s, e.t, e.v, e.p::json, b.metadata::json \
@@ -424,20 +551,24 @@ WITH b AS ( \
 ), mine AS ( \
   SELECT b.i, w.* FROM written w JOIN b ON w.aggregate_type = b.aggregate_type \
      AND w.aggregate_id = b.aggregate_id AND w.sequence > b.expected AND w.sequence <= b.last \
+), per_batch AS ( \
+  SELECT m.i, jsonb_agg(jsonb_build_object('sequence', m.sequence, \
+           'global_position', m.global_position, 'event_type', m.event_type) \
+           ORDER BY m.sequence) AS events, max(m.txid) AS txid \
+  FROM mine m GROUP BY m.i \
 ), logged AS ( \
   INSERT INTO command_log (message_id, aggregate_type, aggregate_id, command_type, outcome, metadata) \
   SELECT b.message_id, b.aggregate_type, b.aggregate_id, b.command_type, \
          b.outcome::jsonb || jsonb_build_object( \
-           'events', COALESCE((SELECT jsonb_agg(jsonb_build_object( \
-               'sequence', m.sequence, 'global_position', m.global_position, \
-               'event_type', m.event_type) ORDER BY m.sequence) FROM mine m WHERE m.i = b.i), \
-             '[]'::jsonb), \
-           'transaction_id', (SELECT max(m.txid) FROM mine m WHERE m.i = b.i)), \
+           'events', COALESCE(p.events, '[]'::jsonb), 'transaction_id', p.txid), \
          b.metadata::jsonb \
-  FROM b \
+  FROM b LEFT JOIN per_batch p ON p.i = b.i \
   RETURNING 1 \
 ) \
-SELECT i AS batch, sequence, global_position, txid, event_type FROM mine ORDER BY i, sequence";
+SELECT i AS batch, sequence, global_position, txid, event_type FROM mine \
+UNION ALL \
+SELECT b0.i, NULL, NULL, NULL, NULL FROM b0 WHERE b0.unit IN (SELECT unit FROM refused) \
+ORDER BY batch, sequence";
 
 /// [`APPEND`]'s parameters, column by column.
 #[derive(Default)]
@@ -455,6 +586,9 @@ struct AppendColumns {
     event_versions: Vec<String>,
     payloads: Vec<String>,
     last: Vec<i64>,
+    /// Which caller each batch belongs to (its callers are numbered from 1), so that a
+    /// caller's batches are written or refused together.
+    units: Vec<i64>,
 }
 
 impl AppendColumns {
@@ -474,6 +608,8 @@ impl AppendColumns {
         self.outcomes.push(serde_json::to_string(outcome)?);
         self.metadata.push(serde_json::to_string(batch.metadata)?);
         self.last.push(expected + batch.events.len() as i64);
+        // One caller's batches until [`Self::extend`] renumbers them.
+        self.units.push(1);
         for (offset, event) in batch.events.iter().enumerate() {
             self.event_batch.push(ordinal);
             self.sequences.push(expected + 1 + offset as i64);
@@ -484,9 +620,12 @@ impl AppendColumns {
         Ok(())
     }
 
-    /// Adds another set's batches after these (its events renumbered to match).
+    /// Adds another caller's batches after these (its events and callers renumbered to match).
     fn extend(&mut self, other: &AppendColumns) {
         let offset = self.aggregate_types.len() as i64;
+        let callers = self.units.last().copied().unwrap_or(0);
+        self.units
+            .extend(other.units.iter().map(|unit| unit + callers));
         self.aggregate_types
             .extend_from_slice(&other.aggregate_types);
         self.aggregate_ids.extend_from_slice(&other.aggregate_ids);

@@ -445,7 +445,8 @@ async fn concurrent_appends_are_committed_together_each_with_its_own_answer(pool
     );
 
     // Racing commands and redeliveries, all at once through the bus: grouped or not, each
-    // gets its own answer (a group they make fails and is written one by one).
+    // gets its own answer (the stale ones refused by the group statement, a redelivery's
+    // recorded outcome failing it as a whole: then each is written on its own).
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..10 {
         let bus = engine.bus.clone();
@@ -674,4 +675,136 @@ async fn a_failed_preparation_writes_nothing(pool: PgPool) {
         .unwrap();
     assert_eq!(events, 0);
     engine.shutdown().await;
+}
+
+/// A group commit with stale and doubled appends in it: each of those callers is refused
+/// (a conflict, to decide again) and the rest of the group is written by the same statement,
+/// where before one conflict made every append of the group commit on its own.
+#[sqlx::test(migrator = "delius_bridge::engine::MIGRATOR")]
+async fn a_stale_append_is_refused_and_the_rest_of_its_group_written(pool: PgPool) {
+    use delius_bridge::store::postgres::PgEventLog;
+    use delius_bridge::store::{AppendBatch, AppendError, NewEvent};
+
+    let log = PgEventLog::new(pool.clone());
+    let meta: Vec<Metadata> = (0..8).map(|i| metadata(&format!("m{i}"))).collect();
+    let event = |n: u32| NewEvent {
+        event_type: "Noted".into(),
+        event_version: "1".into(),
+        payload: serde_json::json!({ "n": n }),
+    };
+    // (stream, expected sequence, events, message m<n>) per batch.
+    type Batch = (&'static str, usize, Vec<NewEvent>, usize);
+    let batch = |(id, expected, events, m): &Batch| AppendBatch {
+        aggregate_type: "Case",
+        aggregate_id: id,
+        expected_sequence: *expected,
+        events: events.clone(),
+        metadata: &meta[*m],
+        command_type: "Note",
+        reply: serde_json::Value::Null,
+    };
+    // Stream A already holds one event.
+    let first = log
+        .append(batch(&("A", 0, vec![event(0)], 0)))
+        .await
+        .unwrap();
+    assert_eq!(first.events[0].sequence, 1);
+
+    let callers: Vec<Vec<Batch>> = vec![
+        vec![("B", 0, vec![event(1)], 1)], // fresh: written
+        vec![("A", 0, vec![event(2)], 2)], // stale: refused
+        vec![
+            ("C", 0, vec![event(3)], 3), // fresh, but its unit is stale on A:
+            ("A", 0, vec![event(3)], 3), // refused whole
+        ],
+        vec![("D", 0, vec![event(4), event(4)], 4)], // fresh: written
+        vec![("D", 0, vec![event(5)], 5)],           // D written by caller 4 first: refused
+        vec![("A", 1, vec![event(6)], 6)],           // fresh on A: written
+        vec![("A", 0, vec![], 7)],                   // no events: only logged, not checked
+    ];
+    let answers = log
+        .append_grouped(
+            callers
+                .iter()
+                .map(|batches| batches.iter().map(batch).collect())
+                .collect(),
+        )
+        .await;
+    assert_eq!(answers.len(), 7);
+    let refused: Vec<usize> = answers
+        .iter()
+        .enumerate()
+        .filter(|(_, answer)| matches!(answer, Err(AppendError::Conflict)))
+        .map(|(i, _)| i + 1)
+        .collect();
+    assert_eq!(refused, vec![2, 3, 5], "the stale and doubled callers");
+    let written: Vec<_> = answers
+        .into_iter()
+        .filter_map(Result::ok)
+        .map(|mut outcomes| {
+            assert_eq!(outcomes.len(), 1);
+            outcomes.pop().unwrap()
+        })
+        .collect();
+    let sequences: Vec<(String, Vec<i64>)> = written
+        .iter()
+        .map(|o| {
+            (
+                format!("{}/{}", o.aggregate_id, o.message_id),
+                o.events.iter().map(|e| e.sequence).collect(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        sequences,
+        vec![
+            ("B/m1".to_string(), vec![1]),
+            ("D/m4".to_string(), vec![1, 2]),
+            ("A/m6".to_string(), vec![2]),
+            ("A/m7".to_string(), vec![]),
+        ]
+    );
+    let transactions: std::collections::BTreeSet<_> =
+        written.iter().filter_map(|o| o.transaction_id).collect();
+    assert_eq!(
+        transactions.len(),
+        1,
+        "one statement wrote them: {transactions:?}"
+    );
+
+    // The log holds exactly what the answers say, and nothing of the refused callers.
+    let streams: Vec<(String, i64, String)> = sqlx::query_as(
+        "SELECT aggregate_id, sequence, payload::text FROM events ORDER BY aggregate_id, sequence",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        streams,
+        vec![
+            ("A".to_string(), 1, r#"{"n":0}"#.to_string()),
+            ("A".to_string(), 2, r#"{"n":6}"#.to_string()),
+            ("B".to_string(), 1, r#"{"n":1}"#.to_string()),
+            ("D".to_string(), 1, r#"{"n":4}"#.to_string()),
+            ("D".to_string(), 2, r#"{"n":4}"#.to_string()),
+        ]
+    );
+    let logged: Vec<(String, String)> = sqlx::query_as(
+        "SELECT message_id, aggregate_id FROM command_log ORDER BY message_id, aggregate_id",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    let logged: Vec<String> = logged
+        .into_iter()
+        .map(|(m, a)| format!("{m}/{a}"))
+        .collect();
+    assert_eq!(logged, vec!["m0/A", "m1/B", "m4/D", "m6/A", "m7/A"]);
+
+    // Refused callers decide again and are written as any caller would be.
+    let again = log
+        .append(batch(&("D", 2, vec![event(5)], 5)))
+        .await
+        .unwrap();
+    assert_eq!(again.events[0].sequence, 3);
 }
