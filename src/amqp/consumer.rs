@@ -26,8 +26,11 @@
 //! `basic_qos(prefetch)`, all on one connection; several processes compete for the same queues.
 //! A consumer handles up to `prefetch` deliveries at once, but **one person's messages one
 //! after the other**, in the order the broker delivered them: a delivery waits while a message
-//! about its CRN or NOMS number is in hand or waiting before it (`PersonOrder`). So messages
-//! about one person are reordered no more than competing consumers cause anyway, and the
+//! about its CRN or NOMS number is in hand or waiting before it (`PersonOrder`) — in hand in
+//! **any** consumer of the process (`InHand`, shared by a session's consumers of every queue,
+//! so one person's messages handed to two consumers are not decided side by side on the same
+//! streams). So messages about one person are reordered no more than competing consumers
+//! cause anyway, and never handled at once within a process; and the
 //! messages in hand about different people share the event log's grouped loads and group
 //! commits (one query, one statement for many) instead of taking turns.
 //!
@@ -346,6 +349,7 @@ async fn start_workers(
     workers: &mut JoinSet<Result<(), AmqpError>>,
 ) -> Result<(), AmqpError> {
     let process = uuid::Uuid::new_v4().simple().to_string();
+    let in_hand = InHand::default();
     for queue in handlers.queues() {
         let (Some(spec), Some(handler)) = (topology::spec(queue), handlers.get(queue)) else {
             tracing::warn!(
@@ -378,7 +382,13 @@ async fn start_workers(
                     FieldTable::default(),
                 )
                 .await?;
-            workers.spawn(run_worker(channel, consumer, context.clone(), stop.clone()));
+            workers.spawn(run_worker(
+                channel,
+                consumer,
+                context.clone(),
+                in_hand.clone(),
+                stop.clone(),
+            ));
         }
     }
     Ok(())
@@ -423,63 +433,102 @@ impl Held {
     }
 }
 
-/// Which held deliveries may start: those about nobody in hand, in arrival order. A delivery
-/// waits while a message about one of its people is being handled, or is waiting before it,
-/// so the messages about one person are handled one after the other, in the order the broker
-/// delivered them, and messages about different people are handled side by side.
+/// The people whose messages are in hand in any consumer of a session (its workers, of every
+/// queue, share one), and a signal each time some are released, so that a consumer whose
+/// deliveries wait for a person another consumer holds starts them then. With several
+/// consumers per queue the broker hands one person's messages to any of them; without this
+/// two of them could be handled at once — both decided on the same stream, one refused as a
+/// conflict and decided again, and their order left to chance.
+#[derive(Clone)]
+struct InHand {
+    busy: Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>,
+    released: Arc<watch::Sender<u64>>,
+}
+
+impl Default for InHand {
+    fn default() -> Self {
+        Self {
+            busy: Default::default(),
+            released: Arc::new(watch::channel(0).0),
+        }
+    }
+}
+
+/// Which held deliveries may start: those about nobody in hand (in this consumer or another
+/// sharing its [`InHand`]), in arrival order. A delivery waits while a message about one of
+/// its people is being handled, or is waiting before it in this consumer, so the messages
+/// about one person are handled one after the other — in the order this consumer received
+/// them — and messages about different people are handled side by side.
 struct PersonOrder<T> {
-    busy: std::collections::HashMap<String, usize>,
+    in_hand: InHand,
     waiting: std::collections::VecDeque<(Vec<String>, T)>,
 }
 
 impl<T> Default for PersonOrder<T> {
     fn default() -> Self {
-        Self {
-            busy: Default::default(),
-            waiting: Default::default(),
-        }
+        Self::sharing(InHand::default())
     }
 }
 
 impl<T> PersonOrder<T> {
+    fn sharing(in_hand: InHand) -> Self {
+        Self {
+            in_hand,
+            waiting: Default::default(),
+        }
+    }
+
     /// Adds an item about `people`; returns the items that may start now.
     fn arrive(&mut self, people: Vec<String>, item: T) -> Vec<(Vec<String>, T)> {
         self.waiting.push_back((people, item));
         self.ready()
     }
 
-    /// Marks the handling of an item about `people` finished; returns the items that may
-    /// start now.
+    /// Marks the handling of an item about `people` finished (telling the consumers that
+    /// share the people in hand); returns the items that may start now.
     fn finish(&mut self, people: Vec<String>) -> Vec<(Vec<String>, T)> {
-        for person in &people {
-            if let Some(count) = self.busy.get_mut(person) {
-                *count -= 1;
-                if *count == 0 {
-                    self.busy.remove(person);
+        if !people.is_empty() {
+            let mut busy = self.in_hand.busy.lock().unwrap_or_else(|e| e.into_inner());
+            for person in &people {
+                if let Some(count) = busy.get_mut(person) {
+                    *count -= 1;
+                    if *count == 0 {
+                        busy.remove(person);
+                    }
                 }
             }
+            drop(busy);
+            self.in_hand
+                .released
+                .send_modify(|n| *n = n.wrapping_add(1));
         }
         self.ready()
     }
 
+    /// The waiting items that may start now, their people marked in hand.
     fn ready(&mut self) -> Vec<(Vec<String>, T)> {
+        if self.waiting.is_empty() {
+            return Vec::new();
+        }
         let mut claimed = std::collections::HashSet::new();
         let mut start = Vec::new();
         let mut still = std::collections::VecDeque::with_capacity(self.waiting.len());
+        let mut busy = self.in_hand.busy.lock().unwrap_or_else(|e| e.into_inner());
         while let Some((people, item)) = self.waiting.pop_front() {
             let blocked = people
                 .iter()
-                .any(|p| self.busy.contains_key(p) || claimed.contains(p));
+                .any(|p| busy.contains_key(p) || claimed.contains(p));
             if blocked {
                 claimed.extend(people.iter().cloned());
                 still.push_back((people, item));
             } else {
                 for person in &people {
-                    *self.busy.entry(person.clone()).or_default() += 1;
+                    *busy.entry(person.clone()).or_default() += 1;
                 }
                 start.push((people, item));
             }
         }
+        drop(busy);
         self.waiting = still;
         start
     }
@@ -497,9 +546,11 @@ async fn run_worker(
     channel: Channel,
     mut consumer: lapin::Consumer,
     context: Arc<QueueContext>,
+    in_hand: InHand,
     mut stop: watch::Receiver<bool>,
 ) -> Result<(), AmqpError> {
-    let mut order = PersonOrder::<Held>::default();
+    let mut released = in_hand.released.subscribe();
+    let mut order = PersonOrder::<Held>::sharing(in_hand);
     let mut in_hand = futures::stream::FuturesUnordered::new();
     let handle =
         |(people, held): (Vec<String>, Held)| handle_held(&context, &channel, people, held);
@@ -509,6 +560,10 @@ async fn run_worker(
             _ = stopped(&mut stop) => break Ok(()),
             Some(people) = in_hand.next(), if !in_hand.is_empty() => {
                 in_hand.extend(order.finish(people).into_iter().map(handle));
+            }
+            // Another consumer released people this one's deliveries may wait for.
+            Ok(()) = released.changed(), if !order.waiting.is_empty() => {
+                in_hand.extend(order.ready().into_iter().map(handle));
             }
             next = consumer.next() => match next {
                 Some(Ok(delivery)) => {
@@ -947,7 +1002,36 @@ mod tests {
         assert!(order.arrive(people(&["D"]), 8).is_empty(), "D is in hand");
         assert_eq!(order.take_waiting(), [8]);
         assert!(order.finish(people(&["D"])).is_empty());
-        assert!(order.busy.values().all(|n| *n > 0));
+        assert!(order.finish(people(&["C"])).is_empty());
+        assert!(
+            order.in_hand.busy.lock().unwrap().is_empty(),
+            "nobody left in hand"
+        );
+    }
+
+    #[test]
+    fn consumers_sharing_people_in_hand_wait_for_each_other() {
+        let in_hand = InHand::default();
+        let mut released = in_hand.released.subscribe();
+        let mut first = PersonOrder::sharing(in_hand.clone());
+        let mut second = PersonOrder::sharing(in_hand);
+        assert_eq!(started(first.arrive(people(&["A"]), 1)), [1]);
+        assert!(
+            second.arrive(people(&["A"]), 2).is_empty(),
+            "A is in hand in the first consumer"
+        );
+        assert_eq!(started(second.arrive(people(&["B"]), 3)), [3]);
+        assert!(!released.has_changed().unwrap());
+        assert!(first.finish(people(&["A"])).is_empty());
+        assert!(released.has_changed().unwrap(), "the others are told");
+        released.mark_unchanged();
+        assert_eq!(started(second.ready()), [2]);
+        assert!(
+            first.arrive(people(&["A"]), 4).is_empty(),
+            "now in the second"
+        );
+        assert!(second.finish(people(&["A"])).is_empty());
+        assert_eq!(started(first.ready()), [4]);
     }
 
     #[test]

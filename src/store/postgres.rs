@@ -375,11 +375,16 @@ async fn commit_group(pool: &PgPool, group: Vec<Commit>) {
     }
     for commit in group {
         let Pending { columns, outcomes } = commit.pending;
-        let written = write(pool, &columns, outcomes).await.and_then(answer);
-        if let Err(AppendError::Conflict) = &written {
-            // `answer` counted a refusal; this is a writer that committed first.
-            crate::metrics::record_append_conflict();
-        }
+        let written = match write(pool, &columns, outcomes).await {
+            Ok(written) => answer(written),
+            Err(error) => {
+                if let AppendError::Conflict = error {
+                    // A writer that committed the stream first (a refusal `answer` counts).
+                    crate::metrics::record_append_conflict();
+                }
+                Err(error)
+            }
+        };
         let _ = commit.done.send(written);
     }
 }
