@@ -168,7 +168,7 @@ pub struct AmqpArgs {
     #[arg(long = "amqp-prefix", env = "AMQP_PREFIX", default_value = "")]
     pub prefix: String,
     /// Unacknowledged messages each consumer may hold.
-    #[arg(long = "amqp-prefetch", env = "AMQP_PREFETCH", default_value_t = 16)]
+    #[arg(long = "amqp-prefetch", env = "AMQP_PREFETCH", default_value_t = 64)]
     pub prefetch: u16,
     /// Consumers per queue in this process.
     #[arg(long = "amqp-consumers", env = "AMQP_CONSUMERS", default_value_t = 2)]

@@ -27,7 +27,7 @@ use crate::setup::{amqp_url, settle, Service};
 use crate::Options;
 
 /// The service's defaults (`AMQP_PREFETCH`, `AMQP_CONSUMERS`); `--prefetch` overrides the first.
-const PREFETCH: u16 = 16;
+const PREFETCH: u16 = 64;
 const CONSUMERS: u16 = 2;
 
 /// The interventions service: answers each generated `detailUrl` from the workload.
