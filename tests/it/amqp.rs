@@ -461,6 +461,52 @@ async fn one_consumer_handles_other_peoples_messages_beside_a_persons_which_keep
 }
 
 #[tokio::test]
+async fn two_consumers_of_a_queue_never_hold_one_persons_messages_at_once() {
+    let mut rig = Rig::new(&[50]).await;
+    rig.args.prefetch = 8;
+    rig.args.consumers = 2;
+    // The broker hands deliveries to the two consumers in turn, so without the shared people
+    // in hand p-1 and p-2 would be handled side by side.
+    let probe = Probe::new(Duration::from_millis(400));
+    let (consumers, stopper) = probe_consumers(&rig, probe.clone()).await;
+    let messages = ["p-1", "p-2", "p-3", "p-4", "q-1"];
+    for id in messages {
+        let crn = if id.starts_with('p') {
+            "X200005"
+        } else {
+            "X200006"
+        };
+        rig.publish(REFERRAL_ENDED, &body(id, REFERRAL_ENDED, crn))
+            .await;
+    }
+    let all = timeout(PATIENCE, async {
+        while probe.log().len() < messages.len() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(all.is_ok(), "every message handled: {:?}", probe.log());
+    stop(consumers, stopper).await;
+
+    let mut spans: Vec<_> = ["p-1", "p-2", "p-3", "p-4"]
+        .into_iter()
+        .map(|id| probe.span(id))
+        .collect();
+    spans.sort();
+    for pair in spans.windows(2) {
+        assert!(
+            pair[0].1 <= pair[1].0,
+            "one person's messages overlapped: {:?}",
+            probe.log()
+        );
+    }
+    let (q1, first) = (probe.span("q-1"), spans[0]);
+    assert!(q1.0 < first.1, "another person's message went beside them");
+    assert_eq!(rig.count(&rig.names.queue(REFER_AND_MONITOR)).await, 0);
+    rig.cleanup().await;
+}
+
+#[tokio::test]
 async fn shutdown_requeues_a_message_waiting_behind_the_same_persons_message_in_hand() {
     let mut rig = Rig::new(&[50]).await;
     rig.args.prefetch = 8;
